@@ -31,3 +31,19 @@ def postgres_url() -> Iterator[str]:
 @pytest.fixture
 def workdir(tmp_path: Path) -> Path:
     return tmp_path
+
+
+@pytest.fixture(scope="session")
+def builtin_registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RegistryServer]:
+    """Safeguard's own registry on SQLite, in a fresh data directory."""
+    from tests.fixtures.builtin import run_builtin
+
+    with run_builtin(tmp_path_factory.mktemp("builtin")) as server:
+        yield server
+
+
+@pytest.fixture(params=["builtin", "distribution"])
+def any_registry(request: pytest.FixtureRequest) -> RegistryServer:
+    """Each test using this runs once against our registry and once against distribution 2.8."""
+    server: RegistryServer = request.getfixturevalue(f"{request.param}_registry")
+    return server
