@@ -1,0 +1,12 @@
+"""Every model module, imported once so ``Base.metadata`` knows every table.
+
+Migrations (``migrations/env.py``) and the schema-drift test import this; a room that adds a
+models module adds its import here.
+"""
+
+from safeguard.store import registry_models
+from safeguard.store.base import Base
+
+metadata = Base.metadata
+
+__all__ = ["metadata", "registry_models"]
