@@ -1,1 +1,74 @@
-"""Placeholder filled in by the serve command work."""
+"""``safeguard serve``: run the node's HTTP surfaces (today the built-in registry) under uvicorn.
+
+``--port 0`` binds a free port; the line printed on start-up says where it listens.
+"""
+
+from __future__ import annotations
+
+import socket
+from pathlib import Path
+
+import typer
+
+from safeguard.cli.app import app
+from safeguard.cli.output import fail, reported
+from safeguard.core.errors import InvalidInput
+
+
+def _bind(host: str, port: int) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host.strip("[]"), port))
+    except OSError as exc:
+        sock.close()
+        fail(
+            InvalidInput(
+                f"cannot listen on {host}:{port}: {exc.strerror or exc}",
+                hint="choose another --port (0 picks a free one) or --host",
+            )
+        )
+    sock.listen(2048)
+    sock.set_inheritable(True)
+    return sock
+
+
+@app.command()
+def serve(
+    host: str = typer.Option("127.0.0.1", "--host", help="address to listen on"),
+    port: int = typer.Option(8080, "--port", min=0, max=65535, help="0 picks a free port"),
+    data_dir: Path = typer.Option(
+        Path("data"), "--data-dir", envvar="SAFEGUARD_DATA_DIR", help="blobs and SQLite live here"
+    ),
+    database: str | None = typer.Option(
+        None,
+        "--database",
+        envvar="SAFEGUARD_DATABASE_URL",
+        help="SQLAlchemy URL, e.g. postgresql+psycopg://user@host/db (default: SQLite in data dir)",
+    ),
+    log_level: str = typer.Option("warning", "--log-level", help="uvicorn log level"),
+    access_log: bool = typer.Option(False, "--access-log", help="log every request"),
+) -> None:
+    """Run Safeguard's HTTP surfaces: the built-in OCI registry under /v2/."""
+    import uvicorn
+
+    from safeguard.server import create_app
+
+    with reported():
+        application = create_app(data_dir, database)
+    sock = _bind(host, port)
+    bound = sock.getsockname()[1]
+    shown = f"[{host}]" if ":" in host else host
+    typer.echo(
+        f"Safeguard registry listening on http://{shown}:{bound} (data: {application.data_dir})"
+    )
+    config = uvicorn.Config(
+        application,
+        log_level=log_level,
+        access_log=access_log,
+        lifespan="on",
+        timeout_graceful_shutdown=5,
+        server_header=False,
+    )
+    uvicorn.Server(config).run(sockets=[sock])

@@ -1,0 +1,64 @@
+"""One ASGI application for every HTTP surface of a Safeguard node.
+
+``create_app`` opens (and migrates) the store, then routes ``/v2/`` to the built-in OCI registry
+and everything else to a Starlette app (``SafeguardApp.site``) where later surfaces add their
+routes. The registry is dispatched to directly, without a framework router in between, because
+manifest and blob requests are the bulk of the traffic.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
+from safeguard import __version__
+from safeguard.registry import RegistryApp, create_registry_app
+from safeguard.registry.http import Receive, Scope, Send
+from safeguard.store import Database, default_database_url, open_database
+
+
+class SafeguardApp:
+    """The node's ASGI entry point: ``/v2`` goes to the registry, the rest to ``site``."""
+
+    def __init__(self, data_dir: Path, db: Database, registry: RegistryApp) -> None:
+        self.data_dir = data_dir
+        self.db = db
+        self.registry = registry
+
+        @asynccontextmanager
+        async def lifespan(_: Starlette) -> AsyncIterator[None]:
+            yield
+            db.dispose()
+
+        self.site = Starlette(routes=[Route("/healthz", self._health)], lifespan=lifespan)
+
+    async def _health(self, _: Request) -> JSONResponse:
+        return JSONResponse({"status": "ok", "version": __version__})
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            path: str = scope["path"]
+            if path.startswith("/v2/") or path == "/v2":
+                await self.registry(scope, receive, send)
+                return
+        await self.site(scope, receive, send)
+
+
+def create_app(data_dir: Path | str, database_url: str | None = None) -> SafeguardApp:
+    """Build the node's app over ``data_dir`` (created if missing) and ``database_url``
+    (default: SQLite in the data directory). Runs pending migrations first."""
+    root = Path(data_dir).resolve()
+    root.mkdir(parents=True, exist_ok=True)
+    db = open_database(database_url or default_database_url(root))
+    try:
+        registry = create_registry_app(db, root)
+    except BaseException:
+        db.dispose()
+        raise
+    return SafeguardApp(root, db, registry)
