@@ -1,0 +1,1 @@
+"""HTTP plumbing of the registry client: scheme rule, credentials, auth challenges, one session."""
