@@ -1,0 +1,244 @@
+"""Benchmark: Safeguard's built-in registry against distribution (Debian's docker-registry).
+
+Run: ``.venv/bin/python bench/registry.py [--seconds 5] [--concurrency 32] [--blob-mib 64]``.
+
+Both registries run as real servers on free loopback ports and are measured with the same load
+generator in this process: manifest GET requests per second (by tag and by digest, N concurrent
+httpx tasks for a fixed time), and blob push and pull throughput for one random blob (median of
+a few repetitions). Prints a Markdown table with the ratios against the targets (manifest GET
+>= 0.5x distribution, blob throughput >= 0.8x) and writes ``bench/results/registry.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import hashlib
+import json
+import os
+import platform
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import ExitStack
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from tests.fixtures import distribution  # noqa: E402
+from tests.fixtures.builtin import OCI_MANIFEST, image_manifest, run_builtin  # noqa: E402
+from tests.fixtures.distribution import RegistryServer, run_distribution  # noqa: E402
+
+MIB = 1024 * 1024
+TARGETS = {
+    "manifest_get_by_tag": 0.5,
+    "manifest_get_by_digest": 0.5,
+    "blob_push": 0.8,
+    "blob_pull": 0.8,
+}
+
+
+def _digest(data: bytes) -> str:
+    return "sha256:" + hashlib.sha256(data).hexdigest()
+
+
+def _chunks(data: bytes, size: int = MIB) -> Iterator[bytes]:
+    view = memoryview(data)
+    for i in range(0, len(data), size):
+        yield bytes(view[i : i + size])
+
+
+def push_blob(client: httpx.Client, repo: str, data: bytes, digest: str) -> float:
+    """POST then streamed PUT of ``data``; returns seconds taken."""
+    start = time.perf_counter()
+    location = client.post(f"/v2/{repo}/blobs/uploads/").headers["location"]
+    sep = "&" if "?" in location else "?"
+    response = client.put(
+        f"{location}{sep}digest={digest}",
+        content=_chunks(data),
+        headers={"content-type": "application/octet-stream", "content-length": str(len(data))},
+    )
+    elapsed = time.perf_counter() - start
+    if response.status_code != 201:
+        raise RuntimeError(f"blob push failed: {response.status_code} {response.text[:200]}")
+    return elapsed
+
+
+def pull_blob(client: httpx.Client, repo: str, digest: str, size: int) -> float:
+    start = time.perf_counter()
+    received = 0
+    with client.stream("GET", f"/v2/{repo}/blobs/{digest}") as response:
+        if response.status_code != 200:
+            raise RuntimeError(f"blob pull failed: {response.status_code}")
+        for chunk in response.iter_raw(MIB):
+            received += len(chunk)
+    elapsed = time.perf_counter() - start
+    if received != size:
+        raise RuntimeError(f"pulled {received} bytes, expected {size}")
+    return elapsed
+
+
+def push_image(client: httpx.Client, repo: str, blob: dict[str, Any]) -> str:
+    config_raw = b'{"architecture":"amd64","os":"linux"}'
+    config_digest = _digest(config_raw)
+    push_blob(client, repo, config_raw, config_digest)
+    config = {
+        "mediaType": "application/vnd.oci.image.config.v1+json",
+        "digest": config_digest,
+        "size": len(config_raw),
+    }
+    raw = image_manifest(config, [blob])
+    response = client.put(
+        f"/v2/{repo}/manifests/bench", content=raw, headers={"content-type": OCI_MANIFEST}
+    )
+    if response.status_code != 201:
+        raise RuntimeError(f"manifest push failed: {response.status_code} {response.text[:200]}")
+    return _digest(raw)
+
+
+async def manifest_rate(url: str, path: str, seconds: float, concurrency: int) -> float:
+    """Requests per second of ``GET path`` over ``concurrency`` keep-alive connections.
+
+    The load generator is a minimal HTTP/1.1 client on asyncio streams (write the request, read
+    the head, read Content-Length bytes): a general-purpose client such as httpx costs more CPU
+    per request than either server and would measure itself instead.
+    """
+    host, port = url.removeprefix("http://").split(":")
+    request = (
+        f"GET {path} HTTP/1.1\r\nHost: {host}:{port}\r\nAccept: {OCI_MANIFEST}\r\n"
+        "User-Agent: safeguard-bench\r\n\r\n"
+    ).encode()
+    count = 0
+    failures = 0
+
+    async def one(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> bool:
+        writer.write(request)
+        head = await reader.readuntil(b"\r\n\r\n")
+        at = head.lower().find(b"\r\ncontent-length:")
+        if at < 0:
+            raise RuntimeError(f"no Content-Length in {head[:200]!r}")
+        end = head.index(b"\r\n", at + 2)
+        await reader.readexactly(int(head[at + 17 : end]))
+        return head[9:12] == b"200"
+
+    async def worker(deadline: float) -> None:
+        nonlocal count, failures
+        reader, writer = await asyncio.open_connection(host, int(port))
+        try:
+            while time.perf_counter() < deadline:
+                if await one(reader, writer):
+                    count += 1
+                else:
+                    failures += 1
+        finally:
+            writer.close()
+
+    await asyncio.gather(*(worker(time.perf_counter() + 0.5) for _ in range(concurrency)))
+    count = failures = 0
+    start = time.perf_counter()
+    await asyncio.gather(*(worker(start + seconds) for _ in range(concurrency)))
+    elapsed = time.perf_counter() - start
+    if failures:
+        raise RuntimeError(f"{failures} manifest GETs failed")
+    return count / elapsed
+
+
+def measure(server: RegistryServer, blob: bytes, args: argparse.Namespace) -> dict[str, Any]:
+    digest = _digest(blob)
+    size_mb = len(blob) / 1e6
+    results: dict[str, Any] = {"url": server.url}
+    with httpx.Client(base_url=server.url, timeout=300) as client:
+        pushes = [push_blob(client, f"bench/push{i}", blob, digest) for i in range(args.repeat)]
+        repo = "bench/image"
+        push_blob(client, repo, blob, digest)
+        layer = {
+            "mediaType": "application/vnd.oci.image.layer.v1.tar",
+            "digest": digest,
+            "size": len(blob),
+        }
+        manifest_digest = push_image(client, repo, layer)
+        pull_blob(client, repo, digest, len(blob))  # warm the page cache for both alike
+        pulls = [pull_blob(client, repo, digest, len(blob)) for _ in range(args.repeat)]
+    results["blob_push"] = size_mb / statistics.median(pushes)
+    results["blob_pull"] = size_mb / statistics.median(pulls)
+    results["blob_push_runs_s"] = pushes
+    results["blob_pull_runs_s"] = pulls
+    results["manifest_get_by_tag"] = asyncio.run(
+        manifest_rate(server.url, f"/v2/{repo}/manifests/bench", args.seconds, args.concurrency)
+    )
+    results["manifest_get_by_digest"] = asyncio.run(
+        manifest_rate(
+            server.url, f"/v2/{repo}/manifests/{manifest_digest}", args.seconds, args.concurrency
+        )
+    )
+    return results
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=5.0, help="per manifest-GET run")
+    parser.add_argument("--concurrency", type=int, default=32)
+    parser.add_argument("--blob-mib", type=int, default=64)
+    parser.add_argument("--repeat", type=int, default=3, help="blob push/pull repetitions")
+    parser.add_argument("--output", type=Path, default=ROOT / "bench" / "results" / "registry.json")
+    args = parser.parse_args()
+    if not distribution.available():
+        print("docker-registry is not installed (make install-test installs it)", file=sys.stderr)
+        return 2
+    blob = os.urandom(args.blob_mib * MIB)
+    results: dict[str, Any] = {}
+    with tempfile.TemporaryDirectory(prefix="safeguard-bench-") as tmp, ExitStack() as stack:
+        servers = {
+            "builtin": stack.enter_context(run_builtin(Path(tmp) / "builtin-dir")),
+            "distribution": stack.enter_context(run_distribution(Path(tmp) / "dist-dir")),
+        }
+        for kind, server in servers.items():
+            print(f"measuring {kind} at {server.url} ...", file=sys.stderr)
+            results[kind] = measure(server, blob, args)
+    ratios = {k: results["builtin"][k] / results["distribution"][k] for k in TARGETS}
+    report = {
+        "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "machine": {
+            "cpus": os.cpu_count(),
+            "python": platform.python_version(),
+            "platform": platform.platform(),
+        },
+        "settings": {
+            "seconds": args.seconds,
+            "concurrency": args.concurrency,
+            "blob_mib": args.blob_mib,
+            "repeat": args.repeat,
+        },
+        "results": results,
+        "ratios": ratios,
+        "targets": TARGETS,
+        "met": {k: ratios[k] >= TARGETS[k] for k in TARGETS},
+    }
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    args.output.write_text(json.dumps(report, indent=2) + "\n")
+    units = {
+        "manifest_get_by_tag": "req/s",
+        "manifest_get_by_digest": "req/s",
+        "blob_push": "MB/s",
+        "blob_pull": "MB/s",
+    }
+    print("| metric | built-in | distribution | ratio | target | met |")
+    print("|---|---:|---:|---:|---:|---|")
+    for key in TARGETS:
+        print(
+            f"| {key} ({units[key]}) | {results['builtin'][key]:.0f} | "
+            f"{results['distribution'][key]:.0f} | {ratios[key]:.2f} | >= {TARGETS[key]} | "
+            f"{'yes' if report['met'][key] else 'no'} |"
+        )
+    print(f"\nwritten to {args.output}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
