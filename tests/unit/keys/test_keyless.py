@@ -1,0 +1,24 @@
+"""Keyless signing needs Fulcio, Rekor and TUF over the network, which tests here cannot reach;
+we check only that it fails clearly, and before any network access, without an identity."""
+
+from __future__ import annotations
+
+import pytest
+
+from safeguard.keys.errors import KeylessUnavailable
+from safeguard.keys.keyless import KeylessSigner
+
+
+def test_no_identity_token(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("ACTIONS_ID_TOKEN_REQUEST_URL", "ACTIONS_ID_TOKEN_REQUEST_TOKEN", "GITHUB_ACTIONS",
+                 "SIGSTORE_ID_TOKEN", "GOOGLE_SERVICE_ACCOUNT_NAME", "GITLAB_CI", "BUILDKITE",
+                 "CIRCLECI"):  # fmt: skip
+        monkeypatch.delenv(name, raising=False)
+    with pytest.raises(KeylessUnavailable) as info:
+        KeylessSigner()
+    assert info.value.hint
+
+
+def test_malformed_identity_token() -> None:
+    with pytest.raises(KeylessUnavailable, match="identity token"):
+        KeylessSigner("not.a.jwt")
