@@ -556,6 +556,13 @@ class RawSigner(Protocol):
     def sign(self, data: bytes, /) -> bytes: ...
 
 
+class KeyedRawSigner(RawSigner, Protocol):
+    """A ``RawSigner`` that also names its public key (``safeguard.keys.Signer`` is one)."""
+
+    @property
+    def public_key(self) -> object: ...
+
+
 class EcdsaVerifier:
     """Verifies ECDSA-over-SHA-256 note signatures, key ID by the Rekor rule."""
 
@@ -612,6 +619,14 @@ class EcdsaSigner:
     @classmethod
     def from_private_key(cls, name: str, key: ec.EllipticCurvePrivateKey) -> EcdsaSigner:
         return cls(name, _PrivateKeySigner(key), key.public_key())
+
+    @classmethod
+    def from_signer(cls, name: str, signer: KeyedRawSigner) -> EcdsaSigner:
+        """Wrap a signer that knows its public key, such as a ``safeguard.keys`` PKCS#11 key."""
+        public_key = signer.public_key
+        if not isinstance(public_key, ec.EllipticCurvePublicKey):
+            raise InvalidNoteKey("an ECDSA note signer needs an elliptic-curve key")
+        return cls(name, signer, public_key)
 
     @property
     def name(self) -> str:

@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.asymmetric.utils import Prehashed
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -369,6 +370,16 @@ def test_ecdsa_signer_with_any_raw_signer() -> None:
     assert open_note(signed, [verifier]).verified[0].name == "log.example/1"
     from_file = EcdsaSigner.from_private_key("log.example/1", key)
     assert open_note(sign_note("x\n", from_file), [verifier]).text == "x\n"
+
+
+def test_ecdsa_signer_from_a_safeguard_keys_signer() -> None:
+    from safeguard.keys.software import SoftwareSigner
+
+    signer = EcdsaSigner.from_signer("log.example/1", SoftwareSigner.generate())
+    signed = sign_note("log.example/1\n0\n" + "A" * 43 + "=\n", signer)
+    assert open_note(signed, [parse_vkey(signer.vkey)]).verified[0].key_id == signer.key_id
+    with pytest.raises(InvalidNoteKey):
+        EcdsaSigner.from_signer("x", SoftwareSigner(Ed25519PrivateKey.generate()))
 
 
 def test_ecdsa_signer_refuses_a_signer_with_another_key() -> None:
