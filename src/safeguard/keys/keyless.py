@@ -7,8 +7,9 @@ Rekor), so nothing here is exercised by the test suite beyond its failure modes:
 built when a caller asks for it, and it fails with ``KeylessUnavailable`` (and a hint) when
 there is no identity token or the trust configuration cannot be fetched.
 
-The identity check happens first, without any network access, so a missing or malformed token
-is reported before anything is contacted.
+The identity check happens first, and without network access unless ``ambient=True`` asks for the
+CI's ambient credential, so a missing or malformed token is reported before anything is
+contacted.
 """
 
 from __future__ import annotations
@@ -20,19 +21,21 @@ from safeguard.keys.errors import KeylessUnavailable
 
 
 class KeylessSigner:
-    """Keyless signer; ``identity_token`` is a raw OIDC JWT (else ambient CI credentials)."""
+    """Keyless signer; ``identity_token`` is a raw OIDC JWT. With ``ambient=True`` and no token,
+    the CI's ambient credential is fetched (GitHub Actions, GitLab, GCP...: network access)."""
 
     def __init__(
         self,
         identity_token: str | None = None,
         *,
+        ambient: bool = False,
         staging: bool = False,
         trust_config: Any | None = None,
     ) -> None:
         from sigstore.oidc import IdentityError, IdentityToken, detect_credential
 
         raw = identity_token
-        if raw is None:
+        if raw is None and ambient:
             try:
                 raw = detect_credential()
             except IdentityError as exc:
@@ -43,8 +46,8 @@ class KeylessSigner:
         if not raw:
             raise KeylessUnavailable(
                 "no OIDC identity token for keyless signing",
-                hint="run in a CI job with an OIDC token (GitHub Actions `id-token: write`) or "
-                "pass --identity-token; or sign with a key instead",
+                hint="pass an OIDC identity token, or use ambient=True in a CI job that has one "
+                "(GitHub Actions `id-token: write`); or sign with a key instead",
             )
         try:
             self._identity = IdentityToken(raw)
