@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,6 +14,7 @@ from safeguard.core.errors import InvalidInput, Unreachable
 from safeguard.store import default_database_url, make_engine, open_database
 from safeguard.store.migrate import current_revision, downgrade, head_revision, upgrade
 from safeguard.store.models import metadata
+from tests.fixtures.builtin import fresh_postgres_database
 
 REGISTRY_TABLES = {
     "registry_repositories",
@@ -27,18 +27,8 @@ REGISTRY_TABLES = {
 
 @pytest.fixture
 def fresh_postgres(postgres_url: str) -> Iterator[str]:
-    """A new, empty database on the session's PostgreSQL server."""
-    name = f"t_{uuid.uuid4().hex[:12]}"
-    admin = sa.create_engine(postgres_url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
-    url = sa.make_url(postgres_url).set(database=name).render_as_string(hide_password=False)
-    try:
+    with fresh_postgres_database(postgres_url) as url:
         yield url
-    finally:
-        with admin.connect() as conn:
-            conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        admin.dispose()
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
