@@ -30,7 +30,7 @@ log = logging.getLogger("safeguard.registry")
 Handler = Callable[[RegistryContext, Request, Responder, str, str], Awaitable[None]]
 
 _MANIFEST: Final = re.compile(r"^/v2/(.+)/manifests/([^/]+)$")
-_UPLOAD: Final = re.compile(r"^/v2/(.+)/blobs/uploads/?([^/]*)$")
+_UPLOAD: Final = re.compile(r"^/v2/(.+)/blobs/uploads(?:/([^/]*))?$")
 _BLOB: Final = re.compile(r"^/v2/(.+)/blobs/([^/]+)$")
 _TAGS: Final = re.compile(r"^/v2/(.+)/tags/list$")
 _REFERRERS: Final = re.compile(r"^/v2/(.+)/referrers/([^/]+)$")
@@ -119,7 +119,7 @@ class RegistryApp:
             return
         match = _UPLOAD.match(path)
         if match:
-            name, upload_id = match.group(1), match.group(2)
+            name, upload_id = match.group(1), match.group(2) or ""
             check_name(name)
             if not upload_id:
                 if method != "POST":
@@ -154,7 +154,7 @@ class RegistryApp:
         if handler is None:
             raise _not_allowed(req.method)
         name = check_name(match.group(1))
-        await handler(self.ctx, req, out, name, match.group(2))
+        await handler(self.ctx, req, out, name, match.group(2) or "")
 
     def purge_stale_uploads(self, older_than: timedelta = STALE_UPLOAD_AGE) -> int:
         """End upload sessions untouched for ``older_than``; blocking, run at start-up."""
