@@ -149,34 +149,64 @@ async def manifest_rate(url: str, path: str, seconds: float, concurrency: int) -
     return count / elapsed
 
 
-def measure(server: RegistryServer, blob: bytes, args: argparse.Namespace) -> dict[str, Any]:
+def prepare(server: RegistryServer, blob: bytes) -> str:
+    """Push the blob and an image manifest that uses it; return the manifest digest."""
     digest = _digest(blob)
-    size_mb = len(blob) / 1e6
-    results: dict[str, Any] = {"url": server.url}
     with httpx.Client(base_url=server.url, timeout=300) as client:
-        pushes = [push_blob(client, f"bench/push{i}", blob, digest) for i in range(args.repeat)]
-        repo = "bench/image"
-        push_blob(client, repo, blob, digest)
+        push_blob(client, "bench/image", blob, digest)
         layer = {
             "mediaType": "application/vnd.oci.image.layer.v1.tar",
             "digest": digest,
             "size": len(blob),
         }
-        manifest_digest = push_image(client, repo, layer)
-        pull_blob(client, repo, digest, len(blob))  # warm the page cache for both alike
-        pulls = [pull_blob(client, repo, digest, len(blob)) for _ in range(args.repeat)]
-    results["blob_push"] = size_mb / statistics.median(pushes)
-    results["blob_pull"] = size_mb / statistics.median(pulls)
-    results["blob_push_runs_s"] = pushes
-    results["blob_pull_runs_s"] = pulls
-    results["manifest_get_by_tag"] = asyncio.run(
-        manifest_rate(server.url, f"/v2/{repo}/manifests/bench", args.seconds, args.concurrency)
-    )
-    results["manifest_get_by_digest"] = asyncio.run(
-        manifest_rate(
-            server.url, f"/v2/{repo}/manifests/{manifest_digest}", args.seconds, args.concurrency
-        )
-    )
+        manifest_digest = push_image(client, "bench/image", layer)
+        pull_blob(client, "bench/image", digest, len(blob))  # warm the page cache alike
+    return manifest_digest
+
+
+def measure(
+    servers: dict[str, RegistryServer], blob: bytes, args: argparse.Namespace
+) -> dict[str, dict[str, Any]]:
+    """Interleave the registries run by run, so a noisy neighbour hurts both alike."""
+    digest = _digest(blob)
+    size_mb = len(blob) / 1e6
+    manifests = {kind: prepare(server, blob) for kind, server in servers.items()}
+    runs: dict[str, dict[str, list[float]]] = {
+        kind: {
+            "blob_push": [],
+            "blob_pull": [],
+            "manifest_get_by_tag": [],
+            "manifest_get_by_digest": [],
+        }
+        for kind in servers
+    }
+    for i in range(args.repeat):
+        for kind, server in servers.items():
+            with httpx.Client(base_url=server.url, timeout=300) as client:
+                seconds = push_blob(client, f"bench/push{i}", blob, digest)
+                runs[kind]["blob_push"].append(size_mb / seconds)
+                seconds = pull_blob(client, "bench/image", digest, len(blob))
+                runs[kind]["blob_pull"].append(size_mb / seconds)
+    for _ in range(args.rate_repeat):
+        for kind, server in servers.items():
+            for metric, reference in (
+                ("manifest_get_by_tag", "bench"),
+                ("manifest_get_by_digest", manifests[kind]),
+            ):
+                rate = asyncio.run(
+                    manifest_rate(
+                        server.url,
+                        f"/v2/bench/image/manifests/{reference}",
+                        args.seconds,
+                        args.concurrency,
+                    )
+                )
+                runs[kind][metric].append(rate)
+    results: dict[str, dict[str, Any]] = {}
+    for kind, server in servers.items():
+        results[kind] = {"url": server.url, "runs": runs[kind]}
+        for metric, values in runs[kind].items():
+            results[kind][metric] = statistics.median(values)
     return results
 
 
@@ -185,22 +215,23 @@ def main() -> int:
     parser.add_argument("--seconds", type=float, default=5.0, help="per manifest-GET run")
     parser.add_argument("--concurrency", type=int, default=32)
     parser.add_argument("--blob-mib", type=int, default=64)
-    parser.add_argument("--repeat", type=int, default=3, help="blob push/pull repetitions")
+    parser.add_argument("--repeat", type=int, default=5, help="blob push/pull repetitions")
+    parser.add_argument("--rate-repeat", type=int, default=2, help="manifest GET repetitions")
     parser.add_argument("--output", type=Path, default=ROOT / "bench" / "results" / "registry.json")
     args = parser.parse_args()
     if not distribution.available():
         print("docker-registry is not installed (make install-test installs it)", file=sys.stderr)
         return 2
     blob = os.urandom(args.blob_mib * MIB)
-    results: dict[str, Any] = {}
     with tempfile.TemporaryDirectory(prefix="safeguard-bench-") as tmp, ExitStack() as stack:
         servers = {
             "builtin": stack.enter_context(run_builtin(Path(tmp) / "builtin-dir")),
             "distribution": stack.enter_context(run_distribution(Path(tmp) / "dist-dir")),
         }
-        for kind, server in servers.items():
-            print(f"measuring {kind} at {server.url} ...", file=sys.stderr)
-            results[kind] = measure(server, blob, args)
+        print(
+            "measuring " + ", ".join(f"{k} at {v.url}" for k, v in servers.items()), file=sys.stderr
+        )
+        results = measure(servers, blob, args)
     ratios = {k: results["builtin"][k] / results["distribution"][k] for k in TARGETS}
     report = {
         "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
