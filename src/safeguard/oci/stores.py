@@ -165,10 +165,25 @@ class RegistryStore(Store):
 
 
 class LayoutStore(Store):
-    def __init__(self, layout: OCILayout, location: Location) -> None:
-        self.layout = layout
+    """An OCI layout; as a destination that does not exist yet, it is created on first write,
+    so a copy that fails early leaves no empty layout behind."""
+
+    def __init__(self, layout: OCILayout | None, location: Location) -> None:
+        assert location.path is not None
+        self.path = location.path
+        self._layout = layout
         self.display = str(location)
         self.tag = location.tag
+
+    @property
+    def layout(self) -> OCILayout:
+        if self._layout is None:
+            self._layout = OCILayout.create(self.path)
+        return self._layout
+
+    @property
+    def exists(self) -> bool:
+        return self._layout is not None
 
     async def resolve_root(self) -> Descriptor:
         return self.layout.resolve(self.tag)
@@ -190,7 +205,7 @@ class LayoutStore(Store):
         return self.layout.blob_path(descriptor.digest), False
 
     async def has_blob(self, descriptor: Descriptor) -> bool:
-        return self.layout.has_blob(descriptor.digest, descriptor.size)
+        return self.exists and self.layout.has_blob(descriptor.digest, descriptor.size)
 
     async def write_blob(self, descriptor: Descriptor, data: BlobData) -> None:
         if isinstance(data, bytes):
@@ -201,10 +216,10 @@ class LayoutStore(Store):
             )
 
     async def has_manifest(self, descriptor: Descriptor) -> bool:
-        return self.layout.has_blob(descriptor.digest, descriptor.size)
+        return self.exists and self.layout.has_blob(descriptor.digest, descriptor.size)
 
     async def tag_digest(self, tag: str) -> Digest | None:
-        found = self.layout.find_tag(tag)
+        found = self.layout.find_tag(tag) if self.exists else None
         return found.digest if found else None
 
     async def write_manifest(
@@ -215,9 +230,9 @@ class LayoutStore(Store):
         if role in ("root", "attached"):
             self.layout.add_entry(plain, tag)
         elif role == "referrer":
-            await self.ensure_referrer_of(raw, plain)
+            self._record_referrer(raw, plain)
 
-    async def ensure_referrer_of(self, raw: bytes, plain: Descriptor) -> None:
+    def _record_referrer(self, raw: bytes, plain: Descriptor) -> None:
         manifest = parse_manifest(raw, plain.media_type)
         self.layout.add_entry(plain, None)
         if manifest.subject is not None:
@@ -225,9 +240,8 @@ class LayoutStore(Store):
 
     async def ensure_referrer(self, subject: Digest, descriptor: Descriptor) -> None:
         raw = self.layout.read_manifest(descriptor)
-        await self.ensure_referrer_of(
-            raw, Descriptor(descriptor.media_type, descriptor.digest, descriptor.size)
-        )
+        plain = Descriptor(descriptor.media_type, descriptor.digest, descriptor.size)
+        self._record_referrer(raw, plain)
 
 
 @asynccontextmanager
@@ -240,7 +254,12 @@ async def open_store(
 ) -> AsyncIterator[Store]:
     """A store for ``location``; a layout is created when opened for writing."""
     if location.path is not None:
-        layout = OCILayout.create(location.path) if write else OCILayout.open(location.path)
+        if not write:
+            layout: OCILayout | None = OCILayout.open(location.path)
+        elif location.path.exists():
+            layout = OCILayout.create(location.path)  # checks that it is a layout (or empty)
+        else:
+            layout = None  # created on first write
         yield LayoutStore(layout, location)
         return
     assert location.reference is not None
