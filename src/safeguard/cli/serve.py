@@ -1,18 +1,53 @@
 """``safeguard serve``: run the node's HTTP surfaces (today the built-in registry) under uvicorn.
 
-``--port 0`` binds a free port; the line printed on start-up says where it listens.
+``--port 0`` binds a free port; the line printed on start-up says where it listens. Server logs
+are JSON lines on stderr (``--log-format text`` for uvicorn's own format).
 """
 
 from __future__ import annotations
 
+import json
+import logging
 import socket
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import typer
 
 from safeguard.cli.app import app
 from safeguard.cli.output import fail, reported
 from safeguard.core.errors import InvalidInput
+
+
+class JsonLineFormatter(logging.Formatter):
+    """One JSON object per log record: time, level, logger, message (and the exception)."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry: dict[str, Any] = {
+            "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        if record.exc_info:
+            entry["exception"] = self.formatException(record.exc_info)
+        return json.dumps(entry, ensure_ascii=False)
+
+
+def log_config(level: str) -> dict[str, Any]:
+    """A ``logging.config.dictConfig`` for uvicorn and Safeguard's loggers, as JSON lines."""
+    handler = {"class": "logging.StreamHandler", "formatter": "json", "stream": "ext://sys.stderr"}
+    return {
+        "version": 1,
+        "disable_existing_loggers": False,
+        "formatters": {"json": {"()": f"{__name__}.JsonLineFormatter"}},
+        "handlers": {"default": handler},
+        "loggers": {
+            name: {"handlers": ["default"], "level": level.upper(), "propagate": False}
+            for name in ("uvicorn", "uvicorn.error", "uvicorn.access", "safeguard")
+        },
+    }
 
 
 def _bind(host: str, port: int) -> socket.socket:
@@ -50,7 +85,8 @@ def serve(
         envvar="SAFEGUARD_DATABASE_URL",
         help="SQLAlchemy URL, e.g. postgresql+psycopg://user@host/db (default: SQLite in data dir)",
     ),
-    log_level: str = typer.Option("warning", "--log-level", help="uvicorn log level"),
+    log_level: str = typer.Option("warning", "--log-level", help="debug, info, warning, error"),
+    log_format: str = typer.Option("json", "--log-format", help="json (lines) or text"),
     access_log: bool = typer.Option(False, "--access-log", help="log every request"),
 ) -> None:
     """Run Safeguard's HTTP surfaces: the built-in OCI registry under /v2/."""
@@ -58,6 +94,10 @@ def serve(
 
     from safeguard.server import create_app
 
+    if log_level.lower() not in ("critical", "error", "warning", "info", "debug", "trace"):
+        fail(InvalidInput(f"unknown --log-level {log_level!r}", hint="use warning or info"))
+    if log_format not in ("json", "text"):
+        fail(InvalidInput(f"unknown --log-format {log_format!r}", hint="use json or text"))
     with reported():
         application = create_app(data_dir, database)
     sock = _bind(host, port)
@@ -68,7 +108,8 @@ def serve(
     )
     config = uvicorn.Config(
         application,
-        log_level=log_level,
+        log_level=log_level.lower(),
+        log_config=log_config(log_level) if log_format == "json" else uvicorn.config.LOGGING_CONFIG,
         access_log=access_log,
         lifespan="on",
         timeout_graceful_shutdown=5,
