@@ -136,4 +136,4 @@ def copy_command(
     if output is OutputFormat.json:
         emit_json(report.to_dict())
     else:
-        console.print(_summary(report), highlight=False)
+        console.print(_summary(report), highlight=False, soft_wrap=True)

@@ -93,6 +93,7 @@ def tree_command(
             f"No signatures, attestations or other referrers for {data['reference']} "
             f"({data['digest']})",
             highlight=False,
+            soft_wrap=True,
         )
         return
     console.print(render(data))
