@@ -298,3 +298,25 @@ async def test_we_read_the_layout_skopeo_writes(
     assert report.digest == art.digest
     async with RegistryClient(builtin_registry.host) as client:
         assert (await client.manifests.get(repo, "v1")).raw == art.raw
+
+
+async def test_copy_lists_a_referrer_the_destination_already_had(
+    distribution_registry: RegistryServer, builtin_registry: RegistryServer
+) -> None:
+    """The referrer manifest is there but was pushed without tag-schema upkeep: copy repairs it."""
+    repo = _repo()
+    art = image()
+    sig = referrer(art, mt.SIGSTORE_BUNDLE_V03)
+    async with RegistryClient(builtin_registry.host) as source:
+        await push(source, repo, art, "v1")
+        await push(source, repo, sig)
+    async with RegistryClient(distribution_registry.host) as target:
+        for digest, data in sig.blobs.items():
+            await target.blobs.upload(repo, digest, data)
+        await target.manifests.put(repo, sig.digest, sig.raw, sig.media_type)  # no upkeep
+        assert (await target.referrers.list(repo, art.digest)).descriptors == ()
+        report = await copy(
+            f"{builtin_registry.host}/{repo}:v1", f"{distribution_registry.host}/{repo}:v1"
+        )
+        assert report.manifests_skipped == 1  # the referrer itself was not pushed again
+        assert (await target.referrers.list(repo, art.digest)).digests() == {sig.digest}

@@ -102,7 +102,14 @@ async def copy_artifact(
             async with limit:
                 await _copy_blob(source, destination, blob, scratch, progress, report)
 
-        await asyncio.gather(*(one(b) for b in blobs))
+        try:
+            # A TaskGroup cancels the other transfers when one fails, before the scratch
+            # directory goes away; the first failure is re-raised as itself.
+            async with asyncio.TaskGroup() as group:
+                for blob in blobs:
+                    group.create_task(one(blob))
+        except BaseExceptionGroup as failures:
+            raise _first_leaf(failures) from None
 
     dest_tag = destination.tag if destination.digest is None else None
     for node, role, tag, subject in plan:
@@ -110,6 +117,11 @@ async def copy_artifact(
             tag = dest_tag
         await _copy_manifest(destination, node, role, tag, subject, progress, report)
     return report
+
+
+def _first_leaf(group: BaseExceptionGroup[BaseException]) -> BaseException:
+    first = group.exceptions[0]
+    return _first_leaf(first) if isinstance(first, BaseExceptionGroup) else first
 
 
 def _unique_blobs(nodes: list[Node]) -> list[Descriptor]:
