@@ -21,16 +21,25 @@ MANIFEST_LIMIT: Final = 4 * 1024 * 1024  # distribution's limit; the spec says "
 
 
 class ManifestCache:
-    """A small LRU of manifests by ``(repository, digest)``.
+    """A small LRU of manifests by ``(repository, digest)``, bounded in entries and bytes.
 
     Manifests are immutable per digest, so an entry can only go stale by deletion: this process
     drops the entry when it deletes, and the TTL bounds how long another node's deletion may go
-    unseen when several nodes share one database.
+    unseen when several nodes share one database. Manifests over ``max_item`` bytes are not kept.
     """
 
-    def __init__(self, size: int = 4096, ttl: float = 10.0) -> None:
+    def __init__(
+        self,
+        size: int = 4096,
+        ttl: float = 10.0,
+        max_bytes: int = 64 * 1024 * 1024,
+        max_item: int = 256 * 1024,
+    ) -> None:
         self.size = size
         self.ttl = ttl
+        self.max_bytes = max_bytes
+        self.max_item = max_item
+        self.bytes = 0
         self._items: OrderedDict[tuple[str, str], tuple[float, ManifestRecord]] = OrderedDict()
 
     def get(self, repo: str, digest: str) -> ManifestRecord | None:
@@ -39,21 +48,25 @@ class ManifestCache:
         if item is None:
             return None
         if item[0] < time.monotonic():
-            del self._items[key]
+            self.drop(repo, digest)
             return None
         self._items.move_to_end(key)
         return item[1]
 
     def put(self, repo: str, record: ManifestRecord) -> None:
-        if self.size <= 0:
+        if self.size <= 0 or len(record.content) > self.max_item:
             return
+        self.drop(repo, record.digest)
         self._items[(repo, record.digest)] = (time.monotonic() + self.ttl, record)
-        self._items.move_to_end((repo, record.digest))
-        while len(self._items) > self.size:
-            self._items.popitem(last=False)
+        self.bytes += len(record.content)
+        while len(self._items) > self.size or self.bytes > self.max_bytes:
+            _, (_, evicted) = self._items.popitem(last=False)
+            self.bytes -= len(evicted.content)
 
     def drop(self, repo: str, digest: str) -> None:
-        self._items.pop((repo, digest), None)
+        item = self._items.pop((repo, digest), None)
+        if item is not None:
+            self.bytes -= len(item[1].content)
 
 
 class HeaderedError(OCIError):

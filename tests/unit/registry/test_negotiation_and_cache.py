@@ -75,3 +75,19 @@ def test_url_checks_raise_spec_errors(check: object, value: str, code: OCIErrorC
         check(value)  # type: ignore[operator]
     assert info.value.oci_code is code
     assert info.value.status == 400
+
+
+def test_cache_is_bounded_in_bytes() -> None:
+    cache = ManifestCache(size=100, max_bytes=10, max_item=6)
+    cache.put("r", ManifestRecord("sha256:big", OCI, b"x" * 7))
+    assert cache.get("r", "sha256:big") is None  # larger than one item may be
+    for name in "abc":
+        cache.put("r", ManifestRecord(f"sha256:{name}", OCI, b"x" * 4))
+    assert cache.bytes <= 10
+    assert cache.get("r", "sha256:a") is None
+    assert cache.get("r", "sha256:c") is not None
+    cache.put("r", ManifestRecord("sha256:c", OCI, b"x" * 4))  # replacing keeps the count right
+    assert cache.bytes == 8
+    cache.drop("r", "sha256:b")
+    cache.drop("r", "sha256:c")
+    assert cache.bytes == 0
