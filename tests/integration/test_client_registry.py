@@ -11,7 +11,14 @@ import pytest
 
 from safeguard.core import mediatypes as mt
 from safeguard.core.digest import Digest
-from safeguard.core.errors import InvalidName, InvalidTag, NotFound, RegistryError
+from safeguard.core.errors import (
+    InvalidDigest,
+    InvalidManifest,
+    InvalidName,
+    InvalidTag,
+    NotFound,
+    RegistryError,
+)
 from safeguard.oci.client import RegistryClient
 from safeguard.oci.referrers import referrers_tag
 from tests.fixtures.distribution import RegistryServer
@@ -185,3 +192,14 @@ async def test_invalid_names_fail_before_any_request(any_registry: RegistryServe
             await client.manifests.put("ok/name", "bad tag!", b"{}", mt.OCI_MANIFEST)
         with pytest.raises(InvalidName):
             await client.push_manifest("../escape", "v1", image().raw)
+        with pytest.raises(InvalidName):
+            await client.blobs.exists("a/../../etc", Digest.of(b"x"))
+        with pytest.raises(InvalidName):
+            await client.referrers.list("UPPER", Digest.of(b"x"))
+        with pytest.raises(InvalidTag):
+            await client.manifests.get("ok/name", "../../v2/_catalog")
+        with pytest.raises(InvalidDigest):
+            await client.manifests.head("ok/name", "sha256:short")
+        art = image()
+        with pytest.raises(InvalidManifest, match="do not hash"):
+            await client.manifests.put("ok/name", Digest.of(b"other"), art.raw, art.media_type)

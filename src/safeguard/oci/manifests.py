@@ -55,7 +55,12 @@ class PutResult:
 
 
 def _reference_text(reference: str | Digest) -> str:
-    return str(reference)
+    """A tag or digest, checked: it becomes part of a URL path."""
+    if isinstance(reference, Digest):
+        return str(reference)
+    if ":" in reference:
+        return str(Digest.parse(reference))
+    return validate_tag(reference)
 
 
 def manifest_too_large(limit: int) -> InvalidManifest:
@@ -162,9 +167,12 @@ class ManifestClient:
     ) -> PutResult:
         """Store ``raw`` under a tag or its digest; the registry must keep the exact bytes."""
         ref = _reference_text(reference)
-        if ":" not in ref:
-            validate_tag(ref)
         digest = Digest.of(raw)
+        if ":" in ref and Digest.of(raw, Digest.parse(ref).algorithm) != Digest.parse(ref):
+            raise InvalidManifest(
+                f"manifest bytes do not hash to {ref}",
+                hint="push a manifest by its own digest, or by a tag",
+            )
         reply = await self.session.request(
             "PUT",
             f"/v2/{repo}/manifests/{ref}",

@@ -26,6 +26,7 @@ from typing import Final
 import httpx
 
 from safeguard.core.errors import RegistryError, Unreachable
+from safeguard.core.reference import validate_repository
 from safeguard.oci.transport.challenge import Challenge, parse_challenges
 from safeguard.oci.transport.credentials import Credentials
 from safeguard.oci.transport.endpoint import check_url_allowed
@@ -39,6 +40,9 @@ Scopes = tuple[str, ...]
 
 
 def repository_scope(repository: str, *actions: str) -> str:
+    """The token scope for ``repository``; every request path is built next to one of these, so
+    the repository name is checked here (no ``..``, upper case or over-long names in a URL)."""
+    validate_repository(repository)
     return f"repository:{repository}:{','.join(actions or ('pull',))}"
 
 
