@@ -103,10 +103,9 @@ class BlobStore:
             return None
 
     def appender(self, upload_id: str, offset: int, hasher: RunningHash) -> UploadAppender:
-        path = self.upload_path(upload_id)
-        if not path.exists():
-            path.open("xb").close()
-        return UploadAppender(path, offset, hasher)
+        """Open an existing upload file for appending at ``offset`` (``FileNotFoundError`` if
+        the upload has no file: it was cancelled or purged)."""
+        return UploadAppender(self.upload_path(upload_id), offset, hasher)
 
     def hash_upload(self, upload_id: str, algorithm: str, length: int) -> RunningHash:
         """Hash the first ``length`` bytes of an upload, to resume or check it from disk."""

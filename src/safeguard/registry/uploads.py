@@ -89,7 +89,10 @@ async def _append_body(
     the next batch is being received.
     """
     loop = asyncio.get_running_loop()
-    appender = await _run(ctx.blobs.appender, upload_id, offset, hasher)
+    try:
+        appender = await _run(ctx.blobs.appender, upload_id, offset, hasher)
+    except FileNotFoundError:
+        raise _unknown_upload(upload_id) from None
     pending: asyncio.Future[None] | None = None
     parts: list[bytes] = []
     buffered = 0

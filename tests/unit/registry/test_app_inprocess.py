@@ -164,3 +164,14 @@ async def test_other_paths_go_to_the_site(client: httpx.AsyncClient) -> None:
     health = await client.get("/healthz")
     assert health.status_code == 200 and health.json()["status"] == "ok"
     assert (await client.get("/nothing")).status_code == 404
+
+
+async def test_upload_whose_file_vanished_is_unknown(
+    app: SafeguardApp, client: httpx.AsyncClient
+) -> None:
+    location = (await client.post("/v2/gone/file/blobs/uploads/")).headers["location"]
+    assert (await client.patch(location, content=b"abc")).status_code == 202
+    (app.data_dir / "uploads" / location.rsplit("/", 1)[1]).unlink()
+    response = await client.patch(location, content=b"def", headers={"content-range": "3-5"})
+    assert response.status_code == 404
+    assert response.json()["errors"][0]["code"] == "BLOB_UPLOAD_UNKNOWN"
