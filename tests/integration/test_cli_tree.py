@@ -27,7 +27,11 @@ def _repo() -> str:
 class Scene:
     def __init__(self) -> None:
         self.image = image()
-        self.sig = referrer(self.image, mt.SIGSTORE_BUNDLE_V03)
+        self.sig = referrer(
+            self.image,
+            mt.SIGSTORE_BUNDLE_V03,
+            **{"dev.sigstore.bundle.predicateType": "https://sigstore.dev/cosign/sign/v1"},
+        )
         self.att = referrer(self.image, mt.DSSE_ENVELOPE)
         self.bundle_att = referrer(
             self.image,

@@ -5,8 +5,9 @@ Each referrer (OCI 1.1 referrers API, referrers tag schema, layout entry, or cos
 
 * ``signatures``: artifactType in ``mediatypes.SIGNATURE_ARTIFACT_TYPES``, or a ``.sig`` tag;
 * ``attestations``: artifactType in ``mediatypes.ATTESTATION_ARTIFACT_TYPES``, a ``.att`` tag, or
-  a Sigstore bundle whose annotations name an in-toto predicate type
-  (``dev.sigstore.bundle.predicateType``, as cosign writes for attestations in bundle form);
+  a Sigstore bundle whose ``dev.sigstore.bundle.predicateType`` annotation names a predicate other
+  than cosign's signing one (cosign v3 writes that annotation on both kinds, with
+  ``https://sigstore.dev/cosign/sign/v1`` for signatures);
 * ``other``: everything else (SBOMs, scan reports, ...).
 
 Referrers of referrers are nested under the referrer they point at.
@@ -23,6 +24,7 @@ from safeguard.oci.stores import Store
 
 GROUPS: Final = ("signatures", "attestations", "other")
 PREDICATE_ANNOTATION: Final = "dev.sigstore.bundle.predicateType"
+COSIGN_SIGN_PREDICATE: Final = "https://sigstore.dev/cosign/sign/v1"
 
 
 def classify(edge: Edge) -> str:
@@ -34,7 +36,8 @@ def classify(edge: Edge) -> str:
         return "other"
     artifact_type = edge.node.artifact_type
     annotations = {**edge.node.manifest.annotations, **edge.node.descriptor.annotations}
-    if artifact_type == mt.SIGSTORE_BUNDLE_V03 and PREDICATE_ANNOTATION in annotations:
+    predicate = annotations.get(PREDICATE_ANNOTATION)
+    if artifact_type == mt.SIGSTORE_BUNDLE_V03 and predicate not in (None, COSIGN_SIGN_PREDICATE):
         return "attestations"
     if artifact_type in mt.SIGNATURE_ARTIFACT_TYPES:
         return "signatures"
