@@ -113,7 +113,7 @@ def verify_artifact_bundle(
         input_ = artifact
     try:
         Verifier(trusted_root=trusted_root).verify_artifact(input_, bundle, _PolicyAdapter(policy))
-    except VerificationError as exc:
+    except (VerificationError, SigstoreError, ValueError) as exc:
         raise VerificationFailed(f"keyless verification failed: {exc}") from exc
     return _evidence(bundle)
 
@@ -126,6 +126,6 @@ def verify_dsse_bundle(
         payload_type, payload = Verifier(trusted_root=trusted_root).verify_dsse(
             bundle, _PolicyAdapter(policy)
         )
-    except VerificationError as exc:
+    except (VerificationError, SigstoreError, ValueError) as exc:
         raise VerificationFailed(f"keyless verification failed: {exc}") from exc
     return payload_type, payload, _evidence(bundle)

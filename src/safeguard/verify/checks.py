@@ -1,0 +1,586 @@
+"""Checking one signature: cryptography, signed digest, signer, log, in that order.
+
+A ``Candidate`` is one signature as found (a Sigstore bundle from a referrer or a file, or a
+cosign ``.sig``/``.att`` layer with its payload); ``check`` answers a ``SignatureCheck`` that says
+whether it satisfies the ``TrustPolicy`` for the ``Artifact``, and if not, the first named reason
+(``docs/verification.md`` lists them). The order is the Sigstore client specification's
+("Verification"): the signature over the exact bytes, then what those bytes claim (the artifact
+digest, the in-toto subject and predicate type), then who signed (key or certificate identity),
+then the transparency log evidence that binds this very signature.
+
+What runs where:
+
+* key-signed bundles (``publicKey``), key-signed cosign layers and their log entries: here
+  (``safeguard.keys`` for signatures, ``safeguard.verify.logentry`` for entries);
+* keyless bundles that sigstore-python loads (v0.2/v0.3 with inclusion proofs, ``hashedrekord``
+  and ``dsse`` entries, Rekor v2, RFC 3161 timestamps): sigstore-python's ``Verifier`` through
+  ``safeguard.verify.keyless``, with Safeguard's identity matcher;
+* other keyless material (v0.1 bundles with only a SET, ``intoto`` 0.0.2 entries, legacy
+  ``.sig`` layers with certificate annotations): here, chain by ``safeguard.verify.certchain``
+  at the log's integrated time, SET and proofs by ``safeguard.verify.logentry``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+from cryptography import x509
+
+from safeguard.core.digest import Digest
+from safeguard.core.errors import SafeguardError
+from safeguard.formats.bundle import Bundle, TransparencyLogEntry
+from safeguard.formats.cosign_sig import DSSE_MEDIA_TYPE, SIMPLE_SIGNING_MEDIA_TYPE, SignatureLayer
+from safeguard.formats.dsse import Envelope
+from safeguard.formats.intoto import PAYLOAD_TYPE, Statement
+from safeguard.formats.simplesigning import parse_payload
+from safeguard.keys.base import (
+    PublicKey,
+    is_valid_signature,
+    key_id_for,
+    verify_digest_signature,
+)
+from safeguard.verify.attestations import check_statement
+from safeguard.verify.certchain import load_certificates, verify_certificate
+from safeguard.verify.errors import CheckFailed
+from safeguard.verify.identity import identity_of
+from safeguard.verify.logentry import (
+    LogEvidence,
+    check_binding,
+    entry_from_rekor_bundle,
+    verify_entry,
+)
+from safeguard.verify.policy import TrustPolicy
+from safeguard.verify.verdict import SignatureCheck
+
+COSIGN_SIGN_PREDICATE: Final = "https://sigstore.dev/cosign/sign/v1"
+CONTENT_ANNOTATION: Final = "dev.sigstore.bundle.content"
+PREDICATE_ANNOTATION: Final = "dev.sigstore.bundle.predicateType"
+_SIGSTORE_KINDS: Final = frozenset({"hashedrekord", "dsse"})
+
+
+@dataclass(frozen=True, slots=True)
+class Artifact:
+    """What was signed: its digest, and its bytes when they are at hand (blobs)."""
+
+    digest: Digest
+    data: bytes | None = None
+    name: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Expectation:
+    """Signatures (``attestation=False``) or attestations, optionally of one predicate type."""
+
+    attestation: bool = False
+    predicate_type: str | None = None
+    any_statement: bool = False  # blobs: a DSSE statement of any type signs its subjects
+
+
+@dataclass(slots=True)
+class Candidate:
+    source: str
+    location: str
+    bundle_json: bytes | None = None
+    layer: SignatureLayer | None = None
+    annotations: dict[str, str] = field(default_factory=dict)
+    error: SafeguardError | None = None
+
+    @property
+    def kind(self) -> str:
+        if self.bundle_json is not None:
+            return "bundle"
+        if self.layer is not None:
+            return "dsse-layer" if self.layer.media_type == DSSE_MEDIA_TYPE else "simplesigning"
+        return "unreadable"
+
+
+# --- small steps ------------------------------------------------------------------------------
+
+
+def _verify_message(keys: Sequence[PublicKey], signature: bytes, message: bytes) -> PublicKey:
+    if not keys:
+        raise CheckFailed(
+            "NO_KEY_GIVEN", "the signature was made with a key, but no public key was given"
+        )
+    for key in keys:
+        if is_valid_signature(key, signature, message):
+            return key
+    raise CheckFailed(
+        "SIGNATURE_INVALID",
+        "the signature does not verify with "
+        + ("the given key" if len(keys) == 1 else "any of the given keys"),
+    )
+
+
+def _verify_digest(keys: Sequence[PublicKey], signature: bytes, digest: Digest) -> PublicKey:
+    if not keys:
+        raise CheckFailed(
+            "NO_KEY_GIVEN", "the signature was made with a key, but no public key was given"
+        )
+    for key in keys:
+        try:
+            verify_digest_signature(key, signature, bytes.fromhex(digest.hex))
+        except SafeguardError:
+            continue
+        return key
+    raise CheckFailed("SIGNATURE_INVALID", "the signature does not verify with the given key(s)")
+
+
+def _verify_envelope(keys: Sequence[PublicKey], envelope: Envelope) -> tuple[PublicKey, bytes]:
+    if not keys:
+        raise CheckFailed(
+            "NO_KEY_GIVEN", "the envelope was signed with a key, but no public key was given"
+        )
+    if not envelope.signatures:
+        raise CheckFailed("SIGNATURE_INVALID", "the DSSE envelope has no signatures")
+    message = envelope.pae()
+    for key in keys:
+        for sig in envelope.signatures:
+            if is_valid_signature(key, sig.sig, message):
+                return key, sig.sig
+    raise CheckFailed(
+        "SIGNATURE_INVALID", "no signature of the DSSE envelope verifies with the given key(s)"
+    )
+
+
+def _statement(
+    payload_type: str,
+    payload: bytes,
+    artifact: Artifact,
+    expect: Expectation,
+    claimed_type: str | None,
+) -> Statement:
+    if payload_type != PAYLOAD_TYPE:
+        raise CheckFailed(
+            "PAYLOAD_TYPE_UNEXPECTED",
+            f"the envelope's payload type is {payload_type!r}, not {PAYLOAD_TYPE!r}",
+        )
+    try:
+        statement = Statement.from_json(payload)
+    except SafeguardError as exc:
+        raise CheckFailed("STATEMENT_INVALID", f"signed payload: {exc.message}") from None
+    if claimed_type is not None and claimed_type != statement.predicate_type:
+        raise CheckFailed(
+            "ANNOTATION_MISMATCH",
+            f"the manifest annotation claims predicate type {claimed_type!r}, but the signed "
+            f"statement has {statement.predicate_type!r}",
+        )
+    if (
+        not expect.attestation
+        and not expect.any_statement
+        and statement.predicate_type != COSIGN_SIGN_PREDICATE
+    ):
+        raise CheckFailed(
+            "NOT_A_SIGNATURE",
+            f"the statement is an attestation of type {statement.predicate_type!r}, "
+            "not an image signature",
+        )
+    if (
+        expect.attestation
+        and statement.predicate_type == COSIGN_SIGN_PREDICATE
+        and expect.predicate_type != COSIGN_SIGN_PREDICATE
+    ):
+        raise CheckFailed("NOT_AN_ATTESTATION", "the statement is a cosign image signature")
+    check_statement(statement, artifact.digest, expect.predicate_type)
+    return statement
+
+
+def _logs(
+    entries: Sequence[TransparencyLogEntry],
+    policy: TrustPolicy,
+    *,
+    signature: bytes,
+    public_key: PublicKey,
+    artifact_digest: Digest | None = None,
+    payload: bytes | None = None,
+) -> list[dict[str, Any]]:
+    """Check each log entry; a failing entry refuses the signature (fail closed)."""
+    if policy.trust is None or policy.ignore_tlog:
+        note = "not checked: no trusted root" if policy.trust is None else "ignored on request"
+        return [
+            {"logIndex": e.log_index, "logId": e.log_id.hex(), "verified": False, "note": note}
+            for e in entries
+        ]
+    out = []
+    for entry in entries:
+        evidence = verify_entry(entry, policy.trust)
+        check_binding(
+            entry,
+            signature=signature,
+            public_key=public_key,
+            artifact_digest=artifact_digest,
+            payload=payload,
+        )
+        out.append({**evidence.as_dict(), "verified": True})
+    if policy.require_tlog and not out:
+        raise CheckFailed(
+            "TLOG_MISSING",
+            "the signature has no transparency log entry, and the trusted root requires one",
+            hint="sign with a log, or pass --insecure-ignore-tlog to accept unlogged signatures",
+        )
+    return out
+
+
+def _keyless_own(
+    leaf_der_or_pem: bytes,
+    chain: Sequence[x509.Certificate],
+    entries: Sequence[TransparencyLogEntry],
+    policy: TrustPolicy,
+    *,
+    from_bundle: bool,
+    verify_signature: Any,
+    binding: dict[str, Any],
+    check: SignatureCheck,
+) -> None:
+    """Keyless material sigstore-python does not take: see module docstring."""
+    if policy.identity is None or policy.trust is None:
+        raise CheckFailed(
+            "NO_IDENTITY_GIVEN",
+            "the signature was made keyless (certificate), but no certificate identity was given",
+        )
+    leaf = load_certificates(leaf_der_or_pem)[0]
+    identity = identity_of(leaf)
+    check.signer = {"certificate": identity.as_dict()}
+    mismatches = policy.identity.mismatches(identity)
+    if mismatches:
+        raise CheckFailed("IDENTITY_MISMATCH", "; ".join(mismatches))
+    public_key: Any = leaf.public_key()
+    verify_signature(public_key)
+    times: list[dt.datetime] = []
+    for entry in entries:
+        evidence: LogEvidence = verify_entry(entry, policy.trust)
+        check_binding(entry, public_key=public_key, **binding)
+        check.log.append({**evidence.as_dict(), "verified": True})
+        if evidence.integrated_time is not None and evidence.set_verified:
+            times.append(evidence.integrated_time)
+    if not times:
+        raise CheckFailed(
+            "NO_SIGNING_TIME",
+            "no verified transparency log entry with a signed integration time: the signing "
+            "certificate cannot be checked at signing time",
+        )
+    for when in times:
+        verify_certificate(leaf, chain, policy.trust, when, from_bundle=from_bundle)
+
+
+# --- bundles ----------------------------------------------------------------------------------
+
+
+def _check_bundle(
+    cand: Candidate,
+    artifact: Artifact,
+    policy: TrustPolicy,
+    expect: Expectation,
+    check: SignatureCheck,
+) -> None:
+    assert cand.bundle_json is not None
+    try:
+        bundle = Bundle.from_json(cand.bundle_json)
+    except SafeguardError as exc:
+        raise CheckFailed("BUNDLE_INVALID", exc.message) from None
+    check.kind = "bundle/dsse" if bundle.dsse_envelope else "bundle/message-signature"
+    check.detail["bundleVersion"] = bundle.version
+    claimed_content = cand.annotations.get(CONTENT_ANNOTATION)
+    actual_content = "dsse-envelope" if bundle.dsse_envelope else "message-signature"
+    if claimed_content is not None and claimed_content != actual_content:
+        raise CheckFailed(
+            "ANNOTATION_MISMATCH",
+            f"the manifest annotation claims {claimed_content!r} content, the bundle holds "
+            f"{actual_content!r}",
+        )
+    claimed_type = cand.annotations.get(PREDICATE_ANNOTATION)
+    vm = bundle.verification_material
+    entries = vm.tlog_entries
+    if vm.public_key_hint is not None:
+        if bundle.dsse_envelope is not None:
+            envelope = bundle.dsse_envelope
+            key, sig = _verify_envelope(policy.keys, envelope)
+            check.signer = {"keyId": key_id_for(key), "hint": vm.public_key_hint}
+            statement = _statement(
+                envelope.payload_type, envelope.payload, artifact, expect, claimed_type
+            )
+            check.payload = statement.to_dict()
+            check.log = _logs(
+                entries, policy, signature=sig, public_key=key, payload=envelope.payload
+            )
+        else:
+            ms = bundle.message_signature
+            assert ms is not None
+            if expect.attestation:
+                raise CheckFailed(
+                    "NOT_AN_ATTESTATION", "a message-signature bundle attests nothing"
+                )
+            _message_digest_matches(ms.message_digest, artifact)
+            if artifact.data is not None:
+                key = _verify_message(policy.keys, ms.signature, artifact.data)
+            else:
+                key = _verify_digest(policy.keys, ms.signature, artifact.digest)
+            check.signer = {"keyId": key_id_for(key), "hint": vm.public_key_hint}
+            check.log = _logs(
+                entries,
+                policy,
+                signature=ms.signature,
+                public_key=key,
+                artifact_digest=artifact.digest,
+            )
+        return
+    # Keyless.
+    if policy.identity is None or policy.trust is None:
+        raise CheckFailed(
+            "NO_IDENTITY_GIVEN",
+            "the signature was made keyless (certificate), but no certificate identity was given",
+        )
+    leaf = vm.leaf_certificate
+    assert leaf is not None
+    delegate = bool(entries) and all(e.kind in _SIGSTORE_KINDS for e in entries)
+    sigstore_bundle = None
+    if delegate:
+        from safeguard.verify.keyless import parse_bundle
+
+        try:
+            sigstore_bundle = parse_bundle(cand.bundle_json)
+        except SafeguardError:
+            sigstore_bundle = None
+    if sigstore_bundle is not None:
+        _keyless_sigstore(
+            sigstore_bundle, bundle, cand, artifact, policy, expect, check, claimed_type
+        )
+        return
+    chain = [x509.load_der_x509_certificate(c) for c in (vm.certificate_chain or ())[1:]]
+    if bundle.dsse_envelope is not None:
+        envelope = bundle.dsse_envelope
+
+        def verify_sig(public_key: Any) -> None:
+            _verify_envelope([public_key], envelope)
+
+        def binding_sig() -> bytes:
+            return envelope.signatures[0].sig
+
+        _keyless_own(
+            leaf,
+            chain,
+            entries,
+            policy,
+            from_bundle=True,
+            verify_signature=verify_sig,
+            binding={"signature": binding_sig(), "payload": envelope.payload},
+            check=check,
+        )
+        statement = _statement(
+            envelope.payload_type, envelope.payload, artifact, expect, claimed_type
+        )
+        check.payload = statement.to_dict()
+    else:
+        ms = bundle.message_signature
+        assert ms is not None
+        if expect.attestation:
+            raise CheckFailed("NOT_AN_ATTESTATION", "a message-signature bundle attests nothing")
+        _message_digest_matches(ms.message_digest, artifact)
+
+        def verify_ms(public_key: Any) -> None:
+            if artifact.data is not None:
+                _verify_message([public_key], ms.signature, artifact.data)
+            else:
+                _verify_digest([public_key], ms.signature, artifact.digest)
+
+        _keyless_own(
+            leaf,
+            chain,
+            entries,
+            policy,
+            from_bundle=True,
+            verify_signature=verify_ms,
+            binding={"signature": ms.signature, "artifact_digest": artifact.digest},
+            check=check,
+        )
+
+
+def _message_digest_matches(message_digest: Any, artifact: Artifact) -> None:
+    if message_digest is None:
+        return
+    names = {"SHA2_256": "sha256", "SHA2_384": "sha384", "SHA2_512": "sha512"}
+    algorithm = names.get(message_digest.algorithm)
+    if algorithm != artifact.digest.algorithm or message_digest.digest.hex() != artifact.digest.hex:
+        raise CheckFailed(
+            "DIGEST_MISMATCH",
+            f"the bundle signs {algorithm}:{message_digest.digest.hex()}, not {artifact.digest}",
+        )
+
+
+def _keyless_sigstore(
+    sigstore_bundle: Any,
+    bundle: Bundle,
+    cand: Candidate,
+    artifact: Artifact,
+    policy: TrustPolicy,
+    expect: Expectation,
+    check: SignatureCheck,
+    claimed_type: str | None,
+) -> None:
+    from safeguard.verify.keyless import verify_artifact_bundle, verify_dsse_bundle
+
+    assert policy.identity is not None and policy.trust is not None
+    leaf_raw = bundle.verification_material.leaf_certificate
+    assert leaf_raw is not None
+    identity = identity_of(load_certificates(leaf_raw)[0])
+    check.signer = {"certificate": identity.as_dict()}
+    mismatches = policy.identity.mismatches(identity)
+    if mismatches:
+        raise CheckFailed("IDENTITY_MISMATCH", "; ".join(mismatches))
+    root = policy.trust.sigstore_root()
+    try:
+        if bundle.dsse_envelope is not None:
+            payload_type, payload, evidence = verify_dsse_bundle(
+                sigstore_bundle, root, policy.identity
+            )
+        else:
+            if expect.attestation:
+                raise CheckFailed(
+                    "NOT_AN_ATTESTATION", "a message-signature bundle attests nothing"
+                )
+            _message_digest_matches(
+                bundle.message_signature.message_digest if bundle.message_signature else None,
+                artifact,
+            )
+            evidence = verify_artifact_bundle(
+                sigstore_bundle,
+                artifact.data if artifact.data is not None else artifact.digest,
+                root,
+                policy.identity,
+            )
+            payload_type, payload = "", b""
+    except CheckFailed:
+        raise
+    except SafeguardError as exc:
+        raise CheckFailed("KEYLESS_INVALID", exc.message) from None
+    check.log = [{**evidence.as_dict(), "verified": True, "verifiedBy": "sigstore-python"}]
+    if bundle.dsse_envelope is not None:
+        statement = _statement(payload_type, payload, artifact, expect, claimed_type)
+        check.payload = statement.to_dict()
+
+
+# --- legacy cosign layers ---------------------------------------------------------------------
+
+
+def _check_layer(
+    cand: Candidate,
+    artifact: Artifact,
+    policy: TrustPolicy,
+    expect: Expectation,
+    check: SignatureCheck,
+) -> None:
+    layer = cand.layer
+    assert layer is not None and layer.payload is not None
+    payload = layer.payload
+    want = DSSE_MEDIA_TYPE if expect.attestation else SIMPLE_SIGNING_MEDIA_TYPE
+    if layer.media_type != want:
+        raise CheckFailed(
+            "MEDIA_TYPE_UNEXPECTED",
+            f"layer media type is {layer.media_type!r}, expected {want!r}",
+        )
+    entries = [entry_from_rekor_bundle(layer.bundle)] if layer.bundle is not None else []
+    envelope: Envelope | None = None
+    if expect.attestation:
+        try:
+            envelope = Envelope.from_json(payload)
+        except SafeguardError as exc:
+            raise CheckFailed("DSSE_INVALID", exc.message) from None
+    if layer.certificate is not None:
+        chain = load_certificates(layer.chain) if layer.chain else []
+        if envelope is not None:
+            env = envelope
+
+            def verify_sig(public_key: Any) -> None:
+                _verify_envelope([public_key], env)
+
+            binding: dict[str, Any] = {
+                "signature": env.signatures[0].sig if env.signatures else b"",
+                "payload": env.payload,
+            }
+        else:
+
+            def verify_sig(public_key: Any) -> None:
+                _verify_message([public_key], layer.signature, payload)
+
+            binding = {"signature": layer.signature, "artifact_digest": Digest.of(payload)}
+        _keyless_own(
+            layer.certificate,
+            chain,
+            entries,
+            policy,
+            from_bundle=False,
+            verify_signature=verify_sig,
+            binding=binding,
+            check=check,
+        )
+    elif envelope is not None:
+        key, sig = _verify_envelope(policy.keys, envelope)
+        check.signer = {"keyId": key_id_for(key)}
+        check.log = _logs(entries, policy, signature=sig, public_key=key, payload=envelope.payload)
+    else:
+        key = _verify_message(policy.keys, layer.signature, payload)
+        check.signer = {"keyId": key_id_for(key)}
+        check.log = _logs(
+            entries,
+            policy,
+            signature=layer.signature,
+            public_key=key,
+            artifact_digest=Digest.of(payload),
+        )
+    if envelope is not None:
+        statement = _statement(
+            envelope.payload_type, envelope.payload, artifact, expect, layer.predicate_type
+        )
+        check.payload = statement.to_dict()
+        return
+    try:
+        parsed = parse_payload(payload)
+    except SafeguardError as exc:
+        raise CheckFailed("PAYLOAD_INVALID", exc.message) from None
+    if parsed.manifest_digest != artifact.digest:
+        raise CheckFailed(
+            "DIGEST_MISMATCH",
+            f"the signed payload names {parsed.manifest_digest}, not {artifact.digest}",
+        )
+    check.payload = json.loads(payload)
+    check.detail["dockerReference"] = parsed.docker_reference
+
+
+# --- entry point ------------------------------------------------------------------------------
+
+
+def check(
+    cand: Candidate, artifact: Artifact, policy: TrustPolicy, expect: Expectation
+) -> SignatureCheck:
+    """Check one candidate; never raises for bad material, only records why it was refused."""
+    result = SignatureCheck(cand.source, cand.location, cand.kind)
+    if cand.error is not None:
+        return result.refuse(
+            getattr(cand.error, "code", "SIGNATURE_MATERIAL_INVALID"), cand.error.message
+        )
+    try:
+        if cand.bundle_json is not None:
+            _check_bundle(cand, artifact, policy, expect, result)
+        elif cand.layer is not None:
+            _check_layer(cand, artifact, policy, expect, result)
+        else:
+            return result.refuse("SIGNATURE_MATERIAL_INVALID", "no signature material")
+    except CheckFailed as exc:
+        return result.refuse(exc.reason_code, exc.message)
+    except SafeguardError as exc:
+        return result.refuse(exc.code, exc.message)
+    except Exception as exc:  # hostile input must never escape as a traceback
+        return result.refuse(
+            "MATERIAL_UNREADABLE", f"signature material could not be processed: {exc!r}"
+        )
+    what = "attestation" if expect.attestation else "signature"
+    who = result.signer.get("keyId") or (result.signer.get("certificate") or {}).get("subject")
+    logged = any(e.get("verified") for e in result.log)
+    return result.accept(
+        f"{what} verified ({'key ' if 'keyId' in result.signer else 'identity '}{who}"
+        f"{', logged' if logged else ', no log entry checked'})"
+    )
