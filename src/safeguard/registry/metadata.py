@@ -8,6 +8,8 @@ tags, a blob link with its repository) happen in one transaction, and upserts us
 
 from __future__ import annotations
 
+import sqlite3
+import threading
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -78,6 +80,59 @@ _BLOB_SIZE = (
 _REPO_ID = sa.select(_repos.c.id).where(_repos.c.name == sa.bindparam("repo"))
 
 
+class _SqliteReads:
+    """The hottest lookups (manifest by tag or digest, blob size) on SQLite, through one raw
+    ``sqlite3`` connection per worker thread in autocommit, read-only mode.
+
+    SQLAlchemy's pool, events and result machinery cost about twenty times the query itself
+    (~110 us against ~5 us), all of it holding the GIL the event loop needs. WAL mode lets these
+    readers run alongside the writer; each SELECT is its own snapshot.
+    """
+
+    BY_TAG = (
+        "SELECT m.digest, m.media_type, m.content FROM registry_tags AS t "
+        "JOIN registry_repositories AS r ON t.repository_id = r.id "
+        "JOIN registry_manifests AS m ON t.manifest_id = m.id "
+        "WHERE r.name = ? AND t.name = ?"
+    )
+    BY_DIGEST = (
+        "SELECT m.digest, m.media_type, m.content FROM registry_manifests AS m "
+        "JOIN registry_repositories AS r ON m.repository_id = r.id "
+        "WHERE r.name = ? AND m.digest = ?"
+    )
+    BLOB_SIZE = (
+        "SELECT l.size FROM registry_blob_links AS l "
+        "JOIN registry_repositories AS r ON l.repository_id = r.id "
+        "WHERE r.name = ? AND l.digest = ?"
+    )
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self._local = threading.local()
+
+    def _connection(self) -> sqlite3.Connection:
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = sqlite3.connect(
+                self.path, timeout=30, isolation_level=None, check_same_thread=False
+            )
+            conn.execute("PRAGMA query_only=ON")
+            conn.execute("PRAGMA busy_timeout=30000")
+            self._local.conn = conn
+        return conn
+
+    def one(self, sql: str, params: tuple[str, str]) -> tuple[Any, ...] | None:
+        row: tuple[Any, ...] | None = self._connection().execute(sql, params).fetchone()
+        return row
+
+
+def _fast_reads(db: Database) -> _SqliteReads | None:
+    url = db.engine.url
+    if url.get_backend_name() != "sqlite" or url.database in (None, "", ":memory:"):
+        return None
+    return _SqliteReads(str(url.database))
+
+
 def _insert(conn: Connection, table: sa.Table) -> Any:
     """A dialect insert that supports ``on_conflict_do_nothing`` / ``on_conflict_do_update``."""
     if conn.dialect.name == "postgresql":
@@ -88,6 +143,7 @@ def _insert(conn: Connection, table: sa.Table) -> Any:
 class RegistryMetadata:
     def __init__(self, db: Database) -> None:
         self.db = db
+        self._fast = _fast_reads(db)
 
     # -- repositories ----------------------------------------------------------------------
     @staticmethod
@@ -121,13 +177,21 @@ class RegistryMetadata:
 
     # -- manifests and tags ----------------------------------------------------------------
     def manifest_by_tag(self, repo: str, tag: str) -> ManifestRecord | None:
-        with self.db.read() as conn:
-            row = conn.execute(_BY_TAG, {"repo": repo, "tag": tag}).first()
+        row: Any
+        if self._fast is not None:
+            row = self._fast.one(_SqliteReads.BY_TAG, (repo, tag))
+        else:
+            with self.db.read() as conn:
+                row = conn.execute(_BY_TAG, {"repo": repo, "tag": tag}).first()
         return ManifestRecord(row[0], row[1], bytes(row[2])) if row else None
 
     def manifest_by_digest(self, repo: str, digest: str) -> ManifestRecord | None:
-        with self.db.read() as conn:
-            row = conn.execute(_BY_DIGEST, {"repo": repo, "digest": digest}).first()
+        row: Any
+        if self._fast is not None:
+            row = self._fast.one(_SqliteReads.BY_DIGEST, (repo, digest))
+        else:
+            with self.db.read() as conn:
+                row = conn.execute(_BY_DIGEST, {"repo": repo, "digest": digest}).first()
         return ManifestRecord(row[0], row[1], bytes(row[2])) if row else None
 
     def missing_references(
@@ -291,6 +355,9 @@ class RegistryMetadata:
 
     # -- blobs -----------------------------------------------------------------------------
     def blob_size(self, repo: str, digest: str) -> int | None:
+        if self._fast is not None:
+            row = self._fast.one(_SqliteReads.BLOB_SIZE, (repo, digest))
+            return int(row[0]) if row else None
         with self.db.read() as conn:
             value = conn.execute(_BLOB_SIZE, {"repo": repo, "digest": digest}).scalar()
         return int(value) if value is not None else None

@@ -175,3 +175,22 @@ async def test_upload_whose_file_vanished_is_unknown(
     response = await client.patch(location, content=b"def", headers={"content-range": "3-5"})
     assert response.status_code == 404
     assert response.json()["errors"][0]["code"] == "BLOB_UPLOAD_UNKNOWN"
+
+
+async def test_sqlite_fast_reads_agree_with_sqlalchemy(
+    app: SafeguardApp, client: httpx.AsyncClient
+) -> None:
+    from safeguard.registry.metadata import RegistryMetadata
+
+    raw = await _push_manifest(client, "fast/path", "v1", b"f")
+    meta = app.registry.ctx.meta
+    slow = RegistryMetadata(app.db)
+    slow._fast = None
+    digest = _digest(raw)
+    layer = _digest(b"f" * 10)
+    for name in ("fast/path", "other/repo"):
+        assert meta.manifest_by_tag(name, "v1") == slow.manifest_by_tag(name, "v1")
+        assert meta.manifest_by_digest(name, digest) == slow.manifest_by_digest(name, digest)
+        assert meta.blob_size(name, layer) == slow.blob_size(name, layer)
+    assert meta.manifest_by_tag("fast/path", "v1") is not None
+    assert meta.blob_size("fast/path", layer) == 10
