@@ -8,7 +8,7 @@ manifest and blob requests are the bulk of the traffic.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 
@@ -30,10 +30,18 @@ class SafeguardApp:
         self.data_dir = data_dir
         self.db = db
         self.registry = registry
+        # Other surfaces claim path prefixes here (``safeguard.tlog.api.mount_tlog``), and
+        # register what must run at shutdown before the database closes.
+        self.mounts: list[
+            tuple[Callable[[str], bool], Callable[[Scope, Receive, Send], Awaitable[None]]]
+        ] = []
+        self.closers: list[Callable[[], None]] = []
 
         @asynccontextmanager
         async def lifespan(_: Starlette) -> AsyncIterator[None]:
             yield
+            for close in self.closers:
+                close()
             db.dispose()
 
         self.site = Starlette(routes=[Route("/healthz", self._health)], lifespan=lifespan)
@@ -47,12 +55,23 @@ class SafeguardApp:
             if path.startswith("/v2/") or path == "/v2":
                 await self.registry(scope, receive, send)
                 return
+            for matches, handler in self.mounts:
+                if matches(path):
+                    await handler(scope, receive, send)
+                    return
         await self.site(scope, receive, send)
 
 
-def create_app(data_dir: Path | str, database_url: str | None = None) -> SafeguardApp:
+def create_app(
+    data_dir: Path | str,
+    database_url: str | None = None,
+    *,
+    tlog: bool = True,
+    tlog_key: str | None = None,
+) -> SafeguardApp:
     """Build the node's app over ``data_dir`` (created if missing) and ``database_url``
-    (default: SQLite in the data directory). Runs pending migrations first."""
+    (default: SQLite in the data directory). Runs pending migrations first. With ``tlog`` the
+    transparency log is mounted (key: ``tlog_key``, else one made in the data directory)."""
     root = Path(data_dir).resolve()
     root.mkdir(parents=True, exist_ok=True)
     db = open_database(database_url or default_database_url(root))
@@ -61,4 +80,13 @@ def create_app(data_dir: Path | str, database_url: str | None = None) -> Safegua
     except BaseException:
         db.dispose()
         raise
-    return SafeguardApp(root, db, registry)
+    app = SafeguardApp(root, db, registry)
+    if tlog:
+        from safeguard.tlog.api import mount_tlog
+
+        try:
+            mount_tlog(app, key=tlog_key)
+        except BaseException:
+            db.dispose()
+            raise
+    return app

@@ -85,6 +85,13 @@ def serve(
         envvar="SAFEGUARD_DATABASE_URL",
         help="SQLAlchemy URL, e.g. postgresql+psycopg://user@host/db (default: SQLite in data dir)",
     ),
+    tlog_key: str | None = typer.Option(
+        None,
+        "--tlog-key",
+        envvar="SAFEGUARD_TLOG_KEY",
+        help="transparency log key: PEM or cosign key file, or pkcs11: URI "
+        "(default: made in the data dir on first start)",
+    ),
     log_level: str = typer.Option("warning", "--log-level", help="debug, info, warning, error"),
     log_format: str = typer.Option("json", "--log-format", help="json (lines) or text"),
     access_log: bool = typer.Option(False, "--access-log", help="log every request"),
@@ -99,7 +106,7 @@ def serve(
     if log_format not in ("json", "text"):
         fail(InvalidInput(f"unknown --log-format {log_format!r}", hint="use json or text"))
     with reported():
-        application = create_app(data_dir, database)
+        application = create_app(data_dir, database, tlog_key=tlog_key)
     sock = _bind(host, port)
     bound = sock.getsockname()[1]
     shown = f"[{host}]" if ":" in host else host
