@@ -28,7 +28,17 @@ def version() -> None:
 
 def _register() -> None:
     # Each module adds its commands to ``app``; imported here so ``app`` is complete on import.
-    from safeguard.cli import copy, keys, serve, tlog, tree  # noqa: F401
+    from safeguard.cli import (  # noqa: F401
+        attest,
+        blob,
+        copy,
+        keys,
+        serve,
+        sign,
+        tlog,
+        tree,
+        verify,
+    )
 
 
 _register()

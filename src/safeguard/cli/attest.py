@@ -1,0 +1,77 @@
+"""``safeguard attest``: attach a signed in-toto attestation to an image, as cosign does.
+
+``attest --key KEYREF --predicate FILE --type slsaprovenance1|custom|<URI> IMAGE`` wraps the
+predicate in an in-toto Statement v1 about IMAGE's digest, signs it as a DSSE envelope, and writes
+it as a Sigstore bundle referrer (with the ``dev.sigstore.bundle.predicateType`` annotation) and
+as a layer of the legacy ``sha256-<hex>.att`` tag. ``--type custom`` wraps the file as cosign does.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import typer
+
+from safeguard.cli.app import app
+from safeguard.cli.output import OUTPUT_OPTION, OutputFormat, reported
+from safeguard.cli.sign import (
+    LEGACY_OPTION,
+    SIGN_KEY_OPTION,
+    TLOG_UPLOAD_OPTION,
+    YES_OPTION,
+    check_tlog_upload,
+    report_signed,
+    signer_for,
+)
+from safeguard.cli.tree import INSECURE_OPTION
+from safeguard.core.errors import InvalidInput
+from safeguard.core.reference import Reference
+from safeguard.oci.client import RegistryClient
+from safeguard.signing.sign import ImageSignResult, attest_image
+from safeguard.verify.attestations import build_predicate, resolve_predicate_type
+
+PREDICATE_OPTION = typer.Option(..., "--predicate", help="Path to the predicate file.")
+TYPE_OPTION = typer.Option(
+    "custom", "--type", help="slsaprovenance1, slsaprovenance, spdxjson, cyclonedx, custom or a URI"
+)
+
+
+def read_predicate(path: Path, type_name: str) -> tuple[str, dict[str, object]]:
+    predicate_type = resolve_predicate_type(type_name)
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise InvalidInput(f"cannot read predicate {path}: {exc.strerror}") from None
+    return predicate_type, build_predicate(type_name, data)
+
+
+async def _attest(
+    image: str, keyref: str, path: Path, type_name: str, legacy: bool, insecure: bool
+) -> ImageSignResult:
+    ref = Reference.parse(image)
+    predicate_type, predicate = read_predicate(path, type_name)
+    with signer_for(keyref) as signer:
+        async with RegistryClient.for_reference(ref, allow_insecure=insecure) as client:
+            return await attest_image(client, ref, signer, predicate_type, predicate, legacy=legacy)
+
+
+@app.command("attest")
+def attest_command(
+    image: str = typer.Argument(..., help="REGISTRY/REPO@DIGEST (or :TAG)"),
+    key: str = SIGN_KEY_OPTION,
+    predicate: Path = PREDICATE_OPTION,
+    type_: str = TYPE_OPTION,
+    tlog_upload: bool = TLOG_UPLOAD_OPTION,
+    legacy_tag: bool = LEGACY_OPTION,
+    yes: bool = YES_OPTION,
+    output: OutputFormat = OUTPUT_OPTION,
+    allow_insecure_registry: bool = INSECURE_OPTION,
+) -> None:
+    """Attest a predicate about IMAGE (cosign-compatible)."""
+    with reported(output):
+        check_tlog_upload(tlog_upload)
+        result = asyncio.run(
+            _attest(image, key, predicate, type_, legacy_tag, allow_insecure_registry)
+        )
+    report_signed(result, output, "attestation")
