@@ -27,6 +27,7 @@ whether a signature is good: that is ``safeguard.verify``.
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 from dataclasses import dataclass, field
 from typing import Final, Literal
@@ -245,12 +246,35 @@ async def list_attached(
     ``.sig``/``.att`` tags. ``purpose`` uses the (unsigned) predicate-type annotation to skip
     referrers that are clearly of the other kind; the verifier re-checks what was signed."""
     problems: list[str] = []
-    from_api = await client.referrers.from_api(repo, subject, BUNDLE_ARTIFACT_TYPE)
-    try:
-        from_tag = await client.referrers.from_tag(repo, subject)
-    except InvalidManifest as exc:
-        problems.append(f"referrers tag schema index is unreadable: {exc.message}")
-        from_tag = None
+    kinds: tuple[Literal["sig", "att"], ...] = (
+        ("sig",)
+        if purpose == "signatures"
+        else ("att",)
+        if purpose == "attestations"
+        else ("sig", "att")
+    )
+    # The three lookups are independent: ask them at once.
+    api_result, tag_result, *heads = await asyncio.gather(
+        client.referrers.from_api(repo, subject, BUNDLE_ARTIFACT_TYPE),
+        client.referrers.from_tag(repo, subject),
+        *(client.manifests.head(repo, tag_for(subject, kind)) for kind in kinds),
+        return_exceptions=True,
+    )
+    if isinstance(api_result, BaseException):
+        raise api_result
+    from_api: tuple[Descriptor, ...] | None = api_result  # type: ignore[assignment]
+    tags: list[Descriptor | None] = []
+    for outcome in heads:
+        if isinstance(outcome, BaseException):
+            raise outcome
+        tags.append(outcome)  # type: ignore[arg-type]
+    from_tag: tuple[Descriptor, ...] | None = None
+    if isinstance(tag_result, InvalidManifest):
+        problems.append(f"referrers tag schema index is unreadable: {tag_result.message}")
+    elif isinstance(tag_result, BaseException):
+        raise tag_result
+    else:
+        from_tag = tag_result  # type: ignore[assignment]
     items: list[Listed] = []
     seen: set[Digest] = set()
     for source, descriptors in (("referrer", from_api or ()), ("tag-schema", from_tag or ())):
@@ -263,18 +287,9 @@ async def list_attached(
             items.append(
                 Listed(source, d.digest, None, dict(d.annotations), d)  # type: ignore[arg-type]
             )
-    kinds: tuple[Literal["sig", "att"], ...] = (
-        ("sig",)
-        if purpose == "signatures"
-        else ("att",)
-        if purpose == "attestations"
-        else ("sig", "att")
-    )
-    for kind in kinds:
-        tag = tag_for(subject, kind)
-        found = await client.manifests.head(repo, tag)
+    for kind, found in zip(kinds, tags, strict=True):
         if found is not None:
-            items.append(Listed("cosign-tag", found.digest, tag))
+            items.append(Listed("cosign-tag", found.digest, tag_for(subject, kind)))
     if len(items) > MAX_CANDIDATES:
         problems.append(f"only the first {MAX_CANDIDATES} of {len(items)} signatures were read")
         items = items[:MAX_CANDIDATES]
@@ -326,8 +341,8 @@ async def _read_tag(client: RegistryClient, repo: str, item: Listed) -> list[Fou
         if exc.exit_code == 3:
             raise
         return [Found("cosign-tag", where, item.digest, error=exc)]
-    out: list[Found] = []
-    for index, layer in enumerate(parsed.layers[:MAX_CANDIDATES]):
+
+    async def read(index: int, layer: SignatureLayer) -> Found:
         location = f"{where}#{index}"
         try:
             if layer.payload_size > MAX_PAYLOAD_BLOB:
@@ -335,23 +350,26 @@ async def _read_tag(client: RegistryClient, repo: str, item: Listed) -> list[Fou
                     f"{location}: payload of {layer.payload_size} bytes is too large"
                 )
             blob = await client.blobs.get(repo, layer.payload_digest, layer.payload_size)
-            out.append(Found("cosign-tag", location, item.digest, layer=layer.with_payload(blob)))
+            return Found("cosign-tag", location, item.digest, layer=layer.with_payload(blob))
         except SafeguardError as exc:
             if exc.exit_code == 3:
                 raise
-            out.append(Found("cosign-tag", location, item.digest, error=exc))
-    return out
+            return Found("cosign-tag", location, item.digest, error=exc)
+
+    layers = parsed.layers[:MAX_CANDIDATES]
+    return list(await asyncio.gather(*(read(i, layer) for i, layer in enumerate(layers))))
 
 
 async def fetch_attached(client: RegistryClient, repo: str, listing: Listing) -> list[Found]:
     """Read every listed manifest and its signature blobs (each checked against its digest)."""
-    out: list[Found] = []
-    for item in listing.items:
+
+    async def read(item: Listed) -> list[Found]:
         if item.source == "cosign-tag":
-            out.extend(await _read_tag(client, repo, item))
-        else:
-            out.append(await _read_referrer(client, repo, listing.subject, item))
-    return out
+            return await _read_tag(client, repo, item)
+        return [await _read_referrer(client, repo, listing.subject, item)]
+
+    batches = await asyncio.gather(*(read(item) for item in listing.items))
+    return [found for batch in batches for found in batch]
 
 
 async def discover_signatures(

@@ -32,7 +32,7 @@ from cryptography import x509
 
 from safeguard.core.digest import Digest
 from safeguard.core.errors import SafeguardError
-from safeguard.formats.bundle import Bundle, TransparencyLogEntry
+from safeguard.formats.bundle import Bundle, HashOutput, TransparencyLogEntry
 from safeguard.formats.cosign_sig import DSSE_MEDIA_TYPE, SIMPLE_SIGNING_MEDIA_TYPE, SignatureLayer
 from safeguard.formats.dsse import Envelope
 from safeguard.formats.intoto import PAYLOAD_TYPE, Statement
@@ -278,6 +278,26 @@ def _check_bundle(
     check: SignatureCheck,
 ) -> None:
     assert cand.bundle_json is not None
+    if b'"publicKey"' not in cand.bundle_json:
+        # Keyless bundles sigstore-python loads go straight to it: one parse, not two.
+        from safeguard.verify.keyless import parse_bundle
+
+        try:
+            fast = parse_bundle(cand.bundle_json)
+        except SafeguardError:
+            fast = None
+        if fast is not None and fast.log_entry._inner.kind_version.kind in _SIGSTORE_KINDS:
+            check.detail["bundleMediaType"] = str(fast._inner.media_type)
+            _keyless_sigstore(
+                fast,
+                cand,
+                artifact,
+                policy,
+                expect,
+                check,
+                cand.annotations.get(PREDICATE_ANNOTATION),
+            )
+            return
     try:
         bundle = Bundle.from_json(cand.bundle_json)
     except SafeguardError as exc:
@@ -346,9 +366,7 @@ def _check_bundle(
         except SafeguardError:
             sigstore_bundle = None
     if sigstore_bundle is not None:
-        _keyless_sigstore(
-            sigstore_bundle, bundle, cand, artifact, policy, expect, check, claimed_type
-        )
+        _keyless_sigstore(sigstore_bundle, cand, artifact, policy, expect, check, claimed_type)
         return
     chain = [x509.load_der_x509_certificate(c) for c in (vm.certificate_chain or ())[1:]]
     if bundle.dsse_envelope is not None:
@@ -411,9 +429,20 @@ def _message_digest_matches(message_digest: Any, artifact: Artifact) -> None:
         )
 
 
+def _sigstore_facts(sigstore_bundle: Any) -> tuple[bool, Any]:
+    """Whether a sigstore-python bundle holds an envelope, and its message digest if any."""
+    if sigstore_bundle._dsse_envelope is not None:
+        return True, None
+    message = sigstore_bundle._inner.message_signature
+    digest = getattr(message, "message_digest", None) if message is not None else None
+    if digest is None:
+        return False, None
+    algorithm = getattr(digest.algorithm, "name", str(digest.algorithm))
+    return False, HashOutput(algorithm, bytes(digest.digest))
+
+
 def _keyless_sigstore(
     sigstore_bundle: Any,
-    bundle: Bundle,
     cand: Candidate,
     artifact: Artifact,
     policy: TrustPolicy,
@@ -423,17 +452,29 @@ def _keyless_sigstore(
 ) -> None:
     from safeguard.verify.keyless import verify_artifact_bundle, verify_dsse_bundle
 
-    assert policy.identity is not None and policy.trust is not None
-    leaf_raw = bundle.verification_material.leaf_certificate
-    assert leaf_raw is not None
-    identity = identity_of(load_certificates(leaf_raw)[0])
+    if policy.identity is None or policy.trust is None:
+        raise CheckFailed(
+            "NO_IDENTITY_GIVEN",
+            "the signature was made keyless (certificate), but no certificate identity was given",
+        )
+    is_dsse, message_digest = _sigstore_facts(sigstore_bundle)
+    check.kind = "bundle/dsse" if is_dsse else "bundle/message-signature"
+    claimed_content = cand.annotations.get(CONTENT_ANNOTATION)
+    actual_content = "dsse-envelope" if is_dsse else "message-signature"
+    if claimed_content is not None and claimed_content != actual_content:
+        raise CheckFailed(
+            "ANNOTATION_MISMATCH",
+            f"the manifest annotation claims {claimed_content!r} content, the bundle holds "
+            f"{actual_content!r}",
+        )
+    identity = identity_of(sigstore_bundle.signing_certificate)
     check.signer = {"certificate": identity.as_dict()}
     mismatches = policy.identity.mismatches(identity)
     if mismatches:
         raise CheckFailed("IDENTITY_MISMATCH", "; ".join(mismatches))
     root = policy.trust.sigstore_root()
     try:
-        if bundle.dsse_envelope is not None:
+        if is_dsse:
             payload_type, payload, evidence = verify_dsse_bundle(
                 sigstore_bundle, root, policy.identity
             )
@@ -442,10 +483,7 @@ def _keyless_sigstore(
                 raise CheckFailed(
                     "NOT_AN_ATTESTATION", "a message-signature bundle attests nothing"
                 )
-            _message_digest_matches(
-                bundle.message_signature.message_digest if bundle.message_signature else None,
-                artifact,
-            )
+            _message_digest_matches(message_digest, artifact)
             evidence = verify_artifact_bundle(
                 sigstore_bundle,
                 artifact.data if artifact.data is not None else artifact.digest,
@@ -458,7 +496,7 @@ def _keyless_sigstore(
     except SafeguardError as exc:
         raise CheckFailed("KEYLESS_INVALID", exc.message) from None
     check.log = [{**evidence.as_dict(), "verified": True, "verifiedBy": "sigstore-python"}]
-    if bundle.dsse_envelope is not None:
+    if is_dsse:
         statement = _statement(payload_type, payload, artifact, expect, claimed_type)
         check.payload = statement.to_dict()
 

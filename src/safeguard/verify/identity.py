@@ -13,6 +13,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Final
 
 from cryptography import x509
@@ -76,7 +77,9 @@ def _der_utf8(value: bytes) -> str:
     return value.decode("utf-8", errors="replace")
 
 
+@lru_cache(maxsize=4096)
 def identity_of(cert: x509.Certificate) -> CertificateIdentity:
+    """The identity ``cert`` carries (memoised: certificates compare and hash by their DER)."""
     san: str | None = None
     try:
         names = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value

@@ -107,10 +107,10 @@ class TrustMaterial:
     certificate_authorities: tuple[CertificateAuthority, ...]
     timestamp_authorities: tuple[CertificateAuthority, ...]
     source: str = "<memory>"
+    digest: str = field(init=False, default="")
 
-    @property
-    def digest(self) -> str:
-        return "sha256:" + hashlib.sha256(self.raw).hexdigest()
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "digest", "sha256:" + hashlib.sha256(self.raw).hexdigest())
 
     @property
     def has_logs(self) -> bool:
