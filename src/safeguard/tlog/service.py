@@ -29,7 +29,8 @@ import logging
 import secrets
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections import OrderedDict
+from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import Future
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -120,6 +121,7 @@ class LogConfig:
     max_batch: int = 1024
     max_wait: float = 0.005
     tile_cache: int = 2048
+    entry_cache: int = 32768
     refresh_interval: float = 0.5
     durable: bool = True
 
@@ -164,6 +166,9 @@ class TransparencyLog:
         self._head = TreeHead(0, EMPTY_ROOT, "")
         self._checked = 0.0
         self._batcher: Batcher[PreparedEntry, Integrated] | None = None
+        # Committed entries never change, so recent and hot ones are served from memory.
+        self._entries: OrderedDict[int, StoredEntry] = OrderedDict()
+        self._entries_lock = threading.Lock()
         self._open()
 
     # --- start-up and refresh ----------------------------------------------------------------
@@ -326,6 +331,18 @@ class TransparencyLog:
                 self._head = head
                 self._checked = time.monotonic()
         integrated = {row.leaf_hash: row for row in rows}
+        self._remember(
+            StoredEntry(
+                r.index,
+                r.leaf_hash,
+                r.body,
+                r.integrated_time,
+                r.kind,
+                r.api_version,
+                r.signed_entry_timestamp,
+            )
+            for r in rows
+        )
         for leaf, waiters in by_leaf.items():
             row = integrated.get(leaf)
             for position, pending in enumerate(waiters):
@@ -400,16 +417,37 @@ class TransparencyLog:
             head = self._head
         return head
 
+    def _remember(self, entries: Iterable[StoredEntry]) -> None:
+        limit = self.config.entry_cache
+        if limit <= 0:
+            return
+        with self._entries_lock:
+            for entry in entries:
+                self._entries[entry.index] = entry
+                self._entries.move_to_end(entry.index)
+            while len(self._entries) > limit:
+                self._entries.popitem(last=False)
+
     def entry_by_index(self, index: int) -> StoredEntry:
-        with self.db.read() as conn:
-            found = storage.entries_by_index(conn, [index]).get(index)
+        found = self.entries_by_index([index]).get(index)
         if found is None:
             raise EntryNotFound(f"no entry at log index {index}")
         return found
 
     def entries_by_index(self, indexes: Sequence[int]) -> dict[int, StoredEntry]:
-        with self.db.read() as conn:
-            return storage.entries_by_index(conn, indexes)
+        out: dict[int, StoredEntry] = {}
+        with self._entries_lock:
+            for index in indexes:
+                cached = self._entries.get(index)
+                if cached is not None:
+                    out[index] = cached
+        missing = [i for i in indexes if i not in out]
+        if missing:
+            with self.db.read() as conn:
+                loaded = storage.entries_by_index(conn, missing)
+            self._remember(loaded.values())
+            out.update(loaded)
+        return out
 
     def entries_by_leaf(self, leaves: Sequence[bytes]) -> dict[bytes, StoredEntry]:
         with self.db.read() as conn:
