@@ -63,10 +63,9 @@ TlogHook = Callable[[bytes], TransparencyLogEntry]
 
 TAG_WARNING: Final = (
     "Image reference {ref} uses a tag, not a digest, to identify the image to sign.\n"
-    "    This can lead you to sign a different image than the intended one. Please use a\n"
-    "    digest (example.com/ubuntu@sha256:abc123...) rather than tag\n"
-    "    (example.com/ubuntu:latest) for the input to cosign. The ability to refer to\n"
-    "    images by tag will be removed in a future release."
+    "    The tag may move between resolving and signing, so you could sign another image\n"
+    "    than intended. Sign by digest (REGISTRY/REPO@sha256:...) to be sure; the digest\n"
+    "    that was signed is printed below."
 )
 
 
