@@ -56,7 +56,6 @@ class GitHubClaims(_Claims):
     repository_owner: str
     ref: str
     sha: str
-    workflow_ref: str
     job_workflow_ref: str
     event_name: str
     run_id: str
@@ -66,6 +65,7 @@ class GitHubClaims(_Claims):
     ref_type: str | None = None
     ref_protected: str | None = None
     workflow: str | None = None
+    workflow_ref: str | None = None
     workflow_sha: str | None = None
     job_workflow_sha: str | None = None
     run_attempt: str | None = None
