@@ -116,8 +116,11 @@ class OIDCRequirement:
         check_issuer(self.issuer)
         if not isinstance(self.audience, str) or not self.audience:
             raise bad("no audience", "name the audience the CI job requests its token for")
-        platform = self.platform or platform_for_issuer(self.issuer)
-        object.__setattr__(self, "platform", Platform(platform))
+        try:
+            platform = Platform(self.platform or platform_for_issuer(self.issuer))
+        except ValueError:
+            raise bad(f"platform {self.platform!r} is not 'github' or 'gitlab'") from None
+        object.__setattr__(self, "platform", platform)
         for field_name in ("repository", "ref", "workflow", "environment", "project_path"):
             value = getattr(self, field_name)
             if value is not None and (not value or any(c.isspace() for c in value)):

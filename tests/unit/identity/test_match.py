@@ -386,6 +386,25 @@ def test_self_hosted_gitlab_needs_the_platform() -> None:
     assert match_identity(token, [req]).name == "x"
 
 
+def test_platform_may_be_given_as_a_string() -> None:
+    req = OIDCRequirement(
+        name="x",
+        issuer="https://gitlab.example.com",
+        audience=AUDIENCE,
+        project_path="a/b",
+        platform="gitlab",  # type: ignore[arg-type]  (as a policy file spells it)
+    )
+    assert req.platform is Platform.GITLAB
+    with pytest.raises(OIDCRequirementInvalid, match="not 'github' or 'gitlab'"):
+        OIDCRequirement(
+            name="x",
+            issuer=GITLAB_ISSUER,
+            audience=AUDIENCE,
+            project_path="a/b",
+            platform="bitbucket",  # type: ignore[arg-type]
+        )
+
+
 def test_invalid_gitlab_requirements() -> None:
     with pytest.raises(OIDCRequirementInvalid, match="needs 'project_path'"):
         OIDCRequirement(name="x", issuer=GITLAB_ISSUER, audience=AUDIENCE)
