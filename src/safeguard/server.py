@@ -18,6 +18,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from safeguard import __version__
+from safeguard.gateway.config import GatewaySettings
 from safeguard.registry import RegistryApp, create_registry_app
 from safeguard.registry.http import Receive, Scope, Send
 from safeguard.store import Database, default_database_url, open_database
@@ -36,10 +37,19 @@ class SafeguardApp:
             tuple[Callable[[str], bool], Callable[[Scope, Receive, Send], Awaitable[None]]]
         ] = []
         self.closers: list[Callable[[], None]] = []
+        # What answers ``/v2``: the registry itself, or the gateway in front of it.
+        self.v2: Callable[[Scope, Receive, Send], Awaitable[None]] = registry
+        # Async start-up and shutdown work of surfaces with background tasks (the gateway).
+        self.startups: list[Callable[[], Awaitable[None]]] = []
+        self.shutdowns: list[Callable[[], Awaitable[None]]] = []
 
         @asynccontextmanager
         async def lifespan(_: Starlette) -> AsyncIterator[None]:
+            for start in self.startups:
+                await start()
             yield
+            for stop in self.shutdowns:
+                await stop()
             for close in self.closers:
                 close()
             db.dispose()
@@ -53,7 +63,7 @@ class SafeguardApp:
         if scope["type"] == "http":
             path: str = scope["path"]
             if path.startswith("/v2/") or path == "/v2":
-                await self.registry(scope, receive, send)
+                await self.v2(scope, receive, send)
                 return
             for matches, handler in self.mounts:
                 if matches(path):
@@ -68,10 +78,13 @@ def create_app(
     *,
     tlog: bool = True,
     tlog_key: str | None = None,
+    gateway: GatewaySettings | None = None,
 ) -> SafeguardApp:
     """Build the node's app over ``data_dir`` (created if missing) and ``database_url``
     (default: SQLite in the data directory). Runs pending migrations first. With ``tlog`` the
-    transparency log is mounted (key: ``tlog_key``, else one made in the data directory)."""
+    transparency log is mounted (key: ``tlog_key``, else one made in the data directory). With
+    ``gateway`` settings, ``/v2`` goes through the policy gateway (``safeguard.gateway``) to the
+    built-in registry or to the upstream the settings name."""
     root = Path(data_dir).resolve()
     root.mkdir(parents=True, exist_ok=True)
     db = open_database(database_url or default_database_url(root))
@@ -86,6 +99,14 @@ def create_app(
 
         try:
             mount_tlog(app, key=tlog_key)
+        except BaseException:
+            db.dispose()
+            raise
+    if gateway is not None:
+        from safeguard.gateway.mount import mount_gateway
+
+        try:
+            mount_gateway(app, gateway)
         except BaseException:
             db.dispose()
             raise

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import socket
 from datetime import UTC, datetime
 from pathlib import Path
@@ -18,6 +19,8 @@ import typer
 from safeguard.cli.app import app
 from safeguard.cli.output import fail, reported
 from safeguard.core.errors import InvalidInput
+from safeguard.gateway.config import GatewaySettings
+from safeguard.oci.transport.credentials import Credentials, lookup_credentials
 
 
 class JsonLineFormatter(logging.Formatter):
@@ -72,6 +75,34 @@ def _bind(host: str, port: int) -> socket.socket:
     return sock
 
 
+def gateway_settings(
+    upstream: str | None, policy: Path | None, auth: Path | None, public_url: str | None
+) -> GatewaySettings:
+    """The gateway's settings from serve's flags; upstream credentials come from
+    ``SAFEGUARD_UPSTREAM_USERNAME``/``_PASSWORD``, else the Docker/containers auth files."""
+    credentials = None
+    if upstream is not None:
+        if not upstream.startswith(("http://", "https://")):
+            raise InvalidInput(
+                f"--upstream {upstream!r} is not a URL", hint="write http(s)://HOST[:PORT]"
+            )
+        user = os.environ.get("SAFEGUARD_UPSTREAM_USERNAME")
+        if user:
+            credentials = Credentials(user, os.environ.get("SAFEGUARD_UPSTREAM_PASSWORD", ""))
+        else:
+            credentials = lookup_credentials(upstream.split("://", 1)[1].rstrip("/"))
+    for flag, path in (("--policy", policy), ("--auth", auth)):
+        if path is not None and not path.is_file():
+            raise InvalidInput(f"{flag} {path}: no such file")
+    return GatewaySettings(
+        upstream=upstream.rstrip("/") if upstream else None,
+        upstream_credentials=credentials,
+        auth_file=auth,
+        policy_file=policy,
+        public_url=public_url,
+    )
+
+
 @app.command()
 def serve(
     host: str = typer.Option("127.0.0.1", "--host", help="address to listen on"),
@@ -92,11 +123,27 @@ def serve(
         help="transparency log key: PEM or cosign key file, or pkcs11: URI "
         "(default: made in the data dir on first start)",
     ),
+    upstream: str | None = typer.Option(
+        None,
+        "--upstream",
+        envvar="SAFEGUARD_UPSTREAM",
+        help="registry the gateway fronts, http(s)://HOST[:PORT] (default: the built-in one)",
+    ),
+    policy: Path | None = typer.Option(
+        None, "--policy", help="policy file the gateway enforces (default: the active policy)"
+    ),
+    auth: Path | None = typer.Option(
+        None, "--auth", help="gateway users file (roles pull/push/admin); default: no auth"
+    ),
+    public_url: str | None = typer.Option(
+        None, "--public-url", help="URL clients reach the gateway at (for token challenges)"
+    ),
     log_level: str = typer.Option("warning", "--log-level", help="debug, info, warning, error"),
     log_format: str = typer.Option("json", "--log-format", help="json (lines) or text"),
     access_log: bool = typer.Option(False, "--access-log", help="log every request"),
 ) -> None:
-    """Run Safeguard's HTTP surfaces: the built-in OCI registry under /v2/."""
+    """Run Safeguard's HTTP surfaces: the gateway under /v2/ (in front of the built-in registry,
+    or of --upstream), the transparency log, the token and admin endpoints."""
     import uvicorn
 
     from safeguard.server import create_app
@@ -106,7 +153,8 @@ def serve(
     if log_format not in ("json", "text"):
         fail(InvalidInput(f"unknown --log-format {log_format!r}", hint="use json or text"))
     with reported():
-        application = create_app(data_dir, database, tlog_key=tlog_key)
+        settings = gateway_settings(upstream, policy, auth, public_url)
+        application = create_app(data_dir, database, tlog_key=tlog_key, gateway=settings)
     sock = _bind(host, port)
     bound = sock.getsockname()[1]
     shown = f"[{host}]" if ":" in host else host

@@ -1,0 +1,231 @@
+"""The gateway's ASGI application for ``/v2/``: authenticate, apply policy, relay to the registry.
+
+Every Distribution API request (distribution-spec v1.1) is classified (``routes``), its caller
+authenticated and authorised (``auth``), and relayed to the upstream registry (``upstream``) with
+the body streamed through. What the gateway adds happens around the relay:
+
+* manifest ``GET``/``HEAD``: quarantined names are served from quarantine with a ``Warning``;
+  every answered pull is queued for the pull log (``pulllog``);
+* manifest ``PUT``/``DELETE``: the push policy decides first (``pushpolicy``: unsigned-push
+  modes, tag immutability, read-only quarantine), and what the registry accepted is recorded
+  afterwards (referrers index, pending tags, audit events) — never before, so a registry that
+  fails mid-push leaves nothing half-written in the gateway's tables;
+* ``GET /v2/<name>/referrers/<digest>`` is answered by the gateway when the registry has no
+  referrers API (``referrers``).
+
+Errors are the spec's ``{"errors": [...]}`` bodies (the registry's ``Responder``); a registry
+that cannot be reached is ``503 UNAVAILABLE``; a request without valid credentials is ``401
+UNAUTHORIZED`` with a ``WWW-Authenticate: Bearer`` challenge for the gateway's ``/token``.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Final
+
+from safeguard.core.errors import OCIError, OCIErrorCode, SafeguardError
+from safeguard.gateway.auth import AuthConfig, Principal, challenge
+from safeguard.gateway.pulllog import PullLog, PullRecord
+from safeguard.gateway.routes import Route, classify, required_action
+from safeguard.gateway.upstream import (
+    Outgoing,
+    ResponseHook,
+    Upstream,
+    UpstreamAborted,
+    request_headers,
+)
+from safeguard.registry.app import _as_oci
+from safeguard.registry.context import HeaderedError
+from safeguard.registry.http import ClientDisconnected, Headers, Receive, Request, Responder, Scope
+from safeguard.registry.http import Send as Send
+
+log = logging.getLogger("safeguard.gateway")
+
+TOKEN_PATH: Final = "/token"
+DIGEST_HEADER: Final = b"docker-content-digest"
+
+
+@dataclass(slots=True)
+class Call:
+    """One request in flight: what was asked, by whom, and how to answer."""
+
+    scope: Scope
+    receive: Receive
+    send: Send
+    req: Request
+    out: Responder
+    route: Route
+    principal: Principal
+
+    @property
+    def client(self) -> str:
+        peer = self.scope.get("client")
+        return str(peer[0]) if peer else ""
+
+    @property
+    def user_agent(self) -> str:
+        return (self.req.header(b"user-agent") or "")[:255]
+
+
+Handler = Callable[[Call], Awaitable[None]]
+
+
+class GatewayApp:
+    """ASGI app for ``/v2/`` in front of ``upstream``."""
+
+    def __init__(
+        self,
+        upstream: Upstream,
+        auth: AuthConfig,
+        *,
+        public_url: str | None = None,
+        pulls: PullLog | None = None,
+        starter: Callable[[], Awaitable[None]] | None = None,
+    ) -> None:
+        self.upstream = upstream
+        self.auth = auth
+        self.public_url = public_url.rstrip("/") if public_url else None
+        self.pulls = pulls
+        self._starter = starter
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            return
+        if self._starter is not None:
+            starter, self._starter = self._starter, None
+            await starter()
+        req = Request(scope, receive)
+        out = Responder(send, req.method == "HEAD")
+        try:
+            await self._dispatch(scope, receive, send, req, out)
+        except (ClientDisconnected, UpstreamAborted):
+            return
+        except SafeguardError as exc:
+            error = _as_oci(exc)
+            if not out.started:
+                await out.error(error, headers=list(getattr(error, "response_headers", [])))
+        except Exception:
+            log.exception("gateway request failed: %s %s", req.method, req.path[:200])
+            if not out.started:
+                await out.json(
+                    500, {"errors": [{"code": "UNKNOWN", "message": "internal server error"}]}
+                )
+
+    # -- authentication -------------------------------------------------------------------------
+
+    def realm(self, scope: Scope, req: Request) -> str:
+        if self.public_url:
+            return self.public_url + TOKEN_PATH
+        host = req.header(b"host") or "localhost"
+        return f"{scope.get('scheme', 'http')}://{host}{TOKEN_PATH}"
+
+    def _refuse(
+        self, scope: Scope, req: Request, principal: Principal | None, route: Route, action: str
+    ) -> OCIError:
+        scope_text = None
+        if route.name:
+            actions = "pull" if action == "pull" else f"pull,{action}"
+            scope_text = f"repository:{route.name}:{actions}"
+        if principal is not None and principal.authenticated:
+            return OCIError(
+                OCIErrorCode.DENIED,
+                f"{principal.name} may not {action} {route.name or 'here'}",
+                status=403,
+                hint="ask an administrator for a role that allows it",
+            )
+        value = challenge(
+            self.realm(scope, req), scope_text, None if principal is not None else "invalid_token"
+        )
+        return HeaderedError(
+            OCIErrorCode.UNAUTHORIZED,
+            "authentication required" if principal is not None else "invalid credentials",
+            status=401,
+            headers=[(b"www-authenticate", value)],
+        )
+
+    # -- dispatch ----------------------------------------------------------------------------
+
+    async def _dispatch(
+        self, scope: Scope, receive: Receive, send: Send, req: Request, out: Responder
+    ) -> None:
+        route = classify(req.path)
+        principal = self.auth.authenticate(req.header(b"authorization"))
+        action = required_action(route, req.method)
+        if principal is None or not principal.may(action, route.name or None):
+            raise self._refuse(scope, req, principal, route, action)
+        call = Call(scope, receive, send, req, out, route, principal)
+        await self.handle(call)
+
+    async def handle(self, call: Call) -> None:
+        """Route ``call`` to what the gateway does around the relay."""
+        route, method = call.route, call.req.method
+        if route.kind == "manifest" and method in ("GET", "HEAD"):
+            await self.pull_manifest(call)
+            return
+        await self.forward(call)
+
+    # -- pulls -------------------------------------------------------------------------------
+
+    async def pull_manifest(self, call: Call) -> None:
+        answered: list[str] = []
+
+        def hook(status: int, headers: Headers) -> Headers:
+            if status == 200:
+                answered.extend(v.decode("latin-1") for k, v in headers if k == DIGEST_HEADER)
+            return headers
+
+        status = await self.forward(call, hook=hook)
+        if status == 200 and self.pulls is not None:
+            route = call.route
+            digest = answered[0] if answered else (route.reference if route.by_digest else None)
+            self.pulls.record(
+                PullRecord(
+                    route.name,
+                    route.reference,
+                    digest,
+                    call.client,
+                    call.principal.name,
+                    call.user_agent,
+                )
+            )
+
+    async def forward(
+        self,
+        call: Call,
+        *,
+        path: str | None = None,
+        body: Receive | bytes | None = None,
+        hook: ResponseHook | None = None,
+        method: str | None = None,
+    ) -> int:
+        """Relay ``call`` (to ``path`` when rewritten) and stream the answer to the client."""
+        req = call.req
+        method = method or req.method
+        if body is None and method not in ("GET", "HEAD"):
+            body = call.receive
+        outgoing = Outgoing(
+            method=method,
+            path=path or req.path,
+            query=call.scope.get("query_string", b""),
+            headers=request_headers(call.scope),
+            body=body,
+            scopes=_scopes(call.route, method),
+        )
+
+        def started(status: int, headers: Headers) -> Headers:
+            call.out.started = True
+            return hook(status, headers) if hook is not None else headers
+
+        return await self.upstream.forward(outgoing, call.send, started)
+
+
+def _scopes(route: Route, method: str) -> tuple[str, ...]:
+    if not route.name:
+        return ("registry:catalog:*",) if route.kind == "catalog" else ()
+    if method in ("GET", "HEAD"):
+        return (f"repository:{route.name}:pull",)
+    if method == "DELETE":
+        return (f"repository:{route.name}:pull,push,delete",)
+    return (f"repository:{route.name}:pull,push",)

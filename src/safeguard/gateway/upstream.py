@@ -1,0 +1,338 @@
+"""The registry behind the gateway: the built-in registry in-process, or any registry over HTTP.
+
+``Upstream.forward`` relays one Distribution API request (distribution-spec v1.1, every
+endpoint) and streams its answer back: request bodies (blob ``PATCH``/``PUT``) are read from the
+client while they are sent on, response bodies (blob ``GET``) are written to the client as they
+arrive, so a 64 MiB layer is never held in memory. Every status and header the registry sent is
+kept, except hop-by-hop headers and the registry's own ``WWW-Authenticate`` (the client talks to
+the gateway's auth, not the registry's); a ``Location`` pointing at the registry's own address is
+made relative, so the client's next request comes back through the gateway.
+
+* ``InProcessUpstream`` calls the built-in ``RegistryApp`` as an ASGI app: no sockets, no copies.
+* ``HttpUpstream`` uses one pooled ``httpx.AsyncClient``; the gateway's credentials for the
+  registry (HTTP Basic or Docker's bearer-token flow, ``safeguard.oci.transport.auth``) are added
+  to each request. A registry that cannot be reached is ``UpstreamUnavailable`` (503
+  ``UNAVAILABLE``) when nothing was answered to the client yet.
+
+``client()`` is a ``RegistryClient`` over the same upstream, for what the gateway asks itself
+(verifying signatures, copying into quarantine, keeping referrers tag indexes).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from dataclasses import dataclass
+from typing import Final, Protocol
+
+import httpx
+
+from safeguard.core.errors import OCIError, OCIErrorCode
+from safeguard.oci.blobs import BlobClient
+from safeguard.oci.client import RegistryClient
+from safeguard.oci.manifests import ManifestClient
+from safeguard.oci.referrers import ReferrersClient
+from safeguard.oci.transport.auth import Authenticator, Scopes
+from safeguard.oci.transport.credentials import Credentials
+from safeguard.oci.transport.session import Session
+from safeguard.registry.http import ClientDisconnected, Headers, Message, Receive, Scope, Send
+
+HOP_BY_HOP: Final = frozenset(
+    {
+        b"connection",
+        b"keep-alive",
+        b"proxy-authenticate",
+        b"proxy-authorization",
+        b"te",
+        b"trailer",
+        b"trailers",
+        b"transfer-encoding",
+        b"upgrade",
+        b"host",
+    }
+)
+_NOT_FORWARDED: Final = HOP_BY_HOP | {b"authorization", b"cookie", b"x-forwarded-for"}
+_RESPONSE_DROPPED: Final = HOP_BY_HOP | {b"www-authenticate", b"set-cookie", b"date", b"server"}
+READ_CHUNK: Final = 1024 * 1024
+INTERNAL_HOST: Final = "localhost"
+
+
+class UpstreamUnavailable(OCIError):
+    """The registry behind the gateway did not answer (connection refused, reset, timed out)."""
+
+    def __init__(self, url: str, cause: str) -> None:
+        super().__init__(
+            OCIErrorCode.UNAVAILABLE,
+            f"the upstream registry {url} is unreachable: {cause}",
+            status=503,
+            hint="retry later; the gateway's registry is down or restarting",
+        )
+
+
+class UpstreamAborted(Exception):
+    """The registry went away after the response to the client had started: the connection to
+    the client is closed without completing the body, so the client sees a short read."""
+
+
+@dataclass(slots=True)
+class Outgoing:
+    """What the gateway sends on: the validated path, the raw query, the client's headers."""
+
+    method: str
+    path: str
+    query: bytes
+    headers: Headers
+    body: Receive | bytes | None  # a stream still to read, bytes already read, or no body
+    scopes: Scopes = ()
+
+
+ResponseHook = Callable[[int, Headers], Headers]
+"""Called with the upstream status and headers before the response starts; returns the headers
+to send (the gateway adds ``Warning``, ``OCI-Subject``... here)."""
+
+
+class Upstream(Protocol):
+    display: str
+    has_referrers_api: bool | None
+
+    async def forward(self, out: Outgoing, send: Send, hook: ResponseHook | None) -> int:
+        """Relay ``out`` and stream the answer to ``send``; returns the upstream status."""
+        ...
+
+    def client(self) -> RegistryClient: ...
+
+    async def aclose(self) -> None: ...
+
+
+def request_headers(scope: Scope) -> Headers:
+    """The client's headers minus hop-by-hop ones and its credentials for the gateway."""
+    return [(k, v) for k, v in scope["headers"] if k.lower() not in _NOT_FORWARDED]
+
+
+def _clean_response_headers(headers: Iterable[tuple[bytes, bytes]], base: bytes | None) -> Headers:
+    out: Headers = []
+    for key, value in headers:
+        name = key.lower()
+        if name in _RESPONSE_DROPPED:
+            continue
+        if base is not None and name == b"location" and value.startswith(base):
+            value = value[len(base) :] or b"/"
+        out.append((name, value))
+    return out
+
+
+class _ClientWithSession(RegistryClient):
+    """A ``RegistryClient`` over a session the gateway built (in-process ASGI transport)."""
+
+    def __init__(self, session: Session) -> None:
+        self.host = session.host
+        self.session = session
+        self.blobs = BlobClient(session)
+        self.manifests = ManifestClient(session)
+        self.referrers = ReferrersClient(session, self.manifests)
+
+
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+
+class InProcessUpstream:
+    """The built-in registry, called directly as an ASGI application."""
+
+    has_referrers_api: bool | None = True
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+        self.display = "the built-in registry"
+        self._client: RegistryClient | None = None
+
+    async def forward(self, out: Outgoing, send: Send, hook: ResponseHook | None) -> int:
+        scope: Scope = {
+            "type": "http",
+            "asgi": {"version": "3.0"},
+            "http_version": "1.1",
+            "method": out.method,
+            "scheme": "http",
+            "path": out.path,
+            "raw_path": out.path.encode(),
+            "query_string": out.query,
+            "headers": out.headers,
+            "client": None,
+            "server": None,
+        }
+        status = 0
+
+        async def relay(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                if hook is not None:
+                    message = dict(message)
+                    message["headers"] = hook(status, list(message.get("headers", [])))
+            await send(message)
+
+        body = out.body
+        receive = replay(body if isinstance(body, bytes) else b"") if not callable(body) else body
+        await self.app(scope, receive, relay)
+        return status
+
+    def client(self) -> RegistryClient:
+        if self._client is None:
+            session = Session(
+                INTERNAL_HOST,
+                credentials=None,
+                scheme="http",
+                transport=httpx.ASGITransport(app=self.app),
+            )
+            self._client = _ClientWithSession(session)
+        return self._client
+
+    async def aclose(self) -> None:
+        if self._client is not None:
+            await self._client.aclose()
+
+
+def replay(data: bytes) -> Receive:
+    """A ``receive`` that hands over ``data`` as the whole request body."""
+    sent = False
+
+    async def receive() -> Message:
+        nonlocal sent
+        if sent:
+            return {"type": "http.disconnect"}
+        sent = True
+        return {"type": "http.request", "body": data, "more_body": False}
+
+    return receive
+
+
+async def _body_iter(receive: Receive) -> AsyncIterator[bytes]:
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise ClientDisconnected()
+        body = message.get("body", b"")
+        if body:
+            yield body
+        if not message.get("more_body", False):
+            return
+
+
+class HttpUpstream:
+    """A registry reached over HTTP(S), through one pooled connection pool."""
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        credentials: Credentials | None = None,
+        allow_insecure: bool = False,
+        timeout: float = 300.0,
+        max_connections: int = 256,
+    ) -> None:
+        parsed = httpx.URL(url)
+        if parsed.scheme not in ("http", "https") or not parsed.host:
+            raise ValueError(f"upstream URL {url!r} must be http(s)://HOST[:PORT]")
+        self.base = f"{parsed.scheme}://{parsed.netloc.decode('ascii')}"
+        self.host = parsed.netloc.decode("ascii")
+        self.scheme = parsed.scheme
+        self.display = self.base
+        self.has_referrers_api: bool | None = None
+        self.credentials = credentials
+        self.allow_insecure = allow_insecure
+        self.auth = Authenticator(self.host, credentials, allow_insecure=allow_insecure)
+        self._base_bytes = self.base.encode()
+        self._http = httpx.AsyncClient(
+            verify=not allow_insecure,
+            follow_redirects=False,
+            timeout=httpx.Timeout(timeout, connect=min(timeout, 10.0), pool=30.0),
+            limits=httpx.Limits(
+                max_connections=max_connections, max_keepalive_connections=max_connections
+            ),
+        )
+        self._client: RegistryClient | None = None
+
+    async def forward(self, out: Outgoing, send: Send, hook: ResponseHook | None) -> int:
+        url = f"{self.base}{out.path}"
+        if out.query:
+            url += "?" + out.query.decode("latin-1")
+        headers = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in out.headers]
+        if not any(k == "accept-encoding" for k, _ in headers):
+            headers.append(("accept-encoding", "identity"))
+        retry_possible = not callable(out.body)
+        response = await self._send(out, url, headers)
+        if response.status_code == 401 and self.credentials is not None and retry_possible:
+            retry = False
+            with contextlib.suppress(Exception):
+                retry = await self.auth.respond(self._http, response, out.scopes)
+            if retry:
+                await response.aclose()
+                response = await self._send(out, url, headers)
+        try:
+            status = response.status_code
+            cleaned = _clean_response_headers(response.headers.raw, self._base_bytes)
+            if hook is not None:
+                cleaned = hook(status, cleaned)
+            await send({"type": "http.response.start", "status": status, "headers": cleaned})
+            if out.method == "HEAD":
+                await send({"type": "http.response.body", "body": b"", "more_body": False})
+                return status
+            try:
+                pending: list[bytes] = []
+                size = 0
+                async for chunk in response.aiter_raw():
+                    pending.append(chunk)
+                    size += len(chunk)
+                    if size >= READ_CHUNK:
+                        data = pending[0] if len(pending) == 1 else b"".join(pending)
+                        pending, size = [], 0
+                        await send({"type": "http.response.body", "body": data, "more_body": True})
+            except httpx.HTTPError as exc:
+                raise UpstreamAborted(str(exc)) from exc
+            await send(
+                {"type": "http.response.body", "body": b"".join(pending), "more_body": False}
+            )
+            return status
+        finally:
+            await response.aclose()
+
+    async def _send(
+        self, out: Outgoing, url: str, headers: list[tuple[str, str]]
+    ) -> httpx.Response:
+        all_headers = list(headers)
+        if self.credentials is not None:
+            try:
+                await self.auth.prepare(self._http, out.scopes)
+            except Exception as exc:  # the token service is part of the upstream
+                raise UpstreamUnavailable(self.display, f"token service: {exc}") from exc
+            authorization = self.auth.authorization(out.scopes)
+            if authorization:
+                all_headers.append(("authorization", authorization))
+        content: bytes | AsyncIterator[bytes] | None
+        content = _body_iter(out.body) if callable(out.body) else out.body
+        request = self._http.build_request(out.method, url, headers=all_headers, content=content)
+        try:
+            return await self._http.send(request, stream=True)
+        except ClientDisconnected:
+            raise
+        except httpx.HTTPError as exc:
+            raise UpstreamUnavailable(self.display, _describe(exc)) from exc
+
+    def client(self) -> RegistryClient:
+        if self._client is None:
+            self._client = RegistryClient(
+                self.host,
+                credentials=self.credentials,
+                allow_insecure=self.allow_insecure,
+                scheme=self.scheme,
+            )
+        return self._client
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+        if self._client is not None:
+            await self._client.aclose()
+
+
+def _describe(exc: httpx.HTTPError) -> str:
+    text = str(exc) or type(exc).__name__
+    return text[:200]
