@@ -149,6 +149,16 @@ async def test_wrong_audience(verifier: IdentityVerifier, oidc_issuer: ServedIss
     assert info.value.code == "OIDC_AUDIENCE_MISMATCH"
 
 
+@pytest.mark.parametrize("aud", [[{"a": 1}], 5, None, [["safeguard"]]])
+async def test_hostile_audience_values(
+    verifier: IdentityVerifier, oidc_issuer: ServedIssuer, aud: object
+) -> None:
+    body = oidc_issuer.github_claims()
+    body["aud"] = aud
+    with pytest.raises(OIDCAudienceMismatch):
+        await verifier.verify(oidc_issuer.mint(body))
+
+
 async def test_unknown_key(verifier: IdentityVerifier, oidc_issuer: ServedIssuer) -> None:
     token = oidc_issuer.unknown_kid_token(oidc_issuer.github_claims())
     with pytest.raises(OIDCKeyUnknown):

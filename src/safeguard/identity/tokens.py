@@ -138,6 +138,10 @@ def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     return out
 
 
+def _no_constant(name: str) -> Any:
+    raise OIDCTokenMalformed(f"the token has {name}, which is not JSON (RFC 8259 §6)")
+
+
 def _segment(segment: str, what: str) -> bytes:
     if not _B64URL.fullmatch(segment):
         raise OIDCTokenMalformed(
@@ -152,7 +156,9 @@ def _segment(segment: str, what: str) -> bytes:
 
 def _json_object(raw: bytes, what: str) -> dict[str, Any]:
     try:
-        value = json.loads(raw.decode("utf-8"), object_pairs_hook=_no_duplicates)
+        value = json.loads(
+            raw.decode("utf-8"), object_pairs_hook=_no_duplicates, parse_constant=_no_constant
+        )
     except OIDCTokenMalformed:
         raise
     except (UnicodeDecodeError, ValueError, RecursionError):

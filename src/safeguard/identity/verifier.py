@@ -98,7 +98,8 @@ class IdentityVerifier:
             )
         assert isinstance(iss, str)
         aud = claims.get("aud")
-        token_auds = {aud} if isinstance(aud, str) else set(aud) if isinstance(aud, list) else set()
+        listed = [aud] if isinstance(aud, str) else aud if isinstance(aud, list) else []
+        token_auds = {a for a in listed if isinstance(a, str)}
         wanted = sorted({r.audience for r in candidates})
         chosen = next((a for a in wanted if a in token_auds), None)
         if chosen is None:

@@ -12,8 +12,10 @@ from typing import Any
 
 import jwt
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from safeguard.core.errors import InvalidInput, VerificationFailed
+from safeguard.core.errors import InvalidInput, SafeguardError, VerificationFailed
 from safeguard.identity.errors import (
     OIDCAlgorithmRefused,
     OIDCAudienceMismatch,
@@ -360,6 +362,8 @@ def seg(obj: Any) -> str:
 NOT_UTF8 = b64url(b"\xff\xfe")
 DUP_HEADER = b64url(b'{"alg":"RS256","alg":"none"}')
 DUP_CLAIMS = b64url(b'{"iss":"a","iss":"b"}')
+NAN_CLAIMS = b64url(b'{"exp": NaN}')
+INF_CLAIMS = b64url(b'{"exp": -Infinity}')
 
 
 @pytest.mark.parametrize(
@@ -381,6 +385,8 @@ DUP_CLAIMS = b64url(b'{"iss":"a","iss":"b"}')
         (f"{H}.{b64url(b'null')}.{S}", "not a JSON object"),
         (f"{DUP_HEADER}.{P}.{S}", "repeats"),
         (f"{H}.{DUP_CLAIMS}.{S}", "repeats"),
+        (f"{H}.{NAN_CLAIMS}.{S}", "not JSON"),
+        (f"{H}.{INF_CLAIMS}.{S}", "not JSON"),
         (f"{seg({'kid': 'x'})}.{P}.{S}", "no 'alg'"),
         (f"{seg({'alg': 5})}.{P}.{S}", "no 'alg'"),
         (f"{seg({'alg': 'RS256', 'kid': 'k', 'crit': ['b64']})}.{P}.{S}", "crit"),
@@ -417,3 +423,53 @@ def test_parse_token_exposes_unverified_parts() -> None:
     assert parsed.claims["repository"] == "org/team-a"
     with pytest.raises(TypeError):
         parsed.claims["repository"] = "x"  # type: ignore[index]
+
+
+# --- fuzz: hostile input yields a typed error, never a traceback --------------------------
+
+_JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=8),
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner, max_size=3)
+    ),
+    max_leaves=8,
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.text(max_size=300))
+def test_fuzz_arbitrary_text(token: str) -> None:
+    with pytest.raises(SafeguardError):
+        verify_token_with_keys(token, issuer=ISSUER.url, audience=AUDIENCE, keys=KEYS)
+
+
+_HEADERS = _JSON | st.fixed_dictionaries(
+    {
+        "alg": st.sampled_from(["RS256", "PS256", "ES256", "ES384", "EdDSA", "HS256", "none", ""]),
+        "kid": st.sampled_from([*KEYS.kids, "", "nope"]) | _JSON,
+    },
+    optional={"typ": st.sampled_from(["JWT", "jwt", "JOSE"]), "crit": _JSON},
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(_HEADERS, _JSON, st.binary(max_size=300))
+def test_fuzz_structured_tokens(header: Any, body: Any, sig: bytes) -> None:
+    h = b64url(json.dumps(header).encode())
+    p = b64url(json.dumps(body).encode())
+    with pytest.raises(SafeguardError):  # typed, and a random signature never verifies
+        verify_token_with_keys(
+            f"{h}.{p}.{b64url(sig)}", issuer=ISSUER.url, audience=AUDIENCE, keys=KEYS
+        )
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.dictionaries(st.sampled_from(["iss", "aud", "exp", "iat", "nbf", "sub"]), _JSON))
+def test_fuzz_signed_claims(body: dict[str, Any]) -> None:
+    signing = ISSUER.keys[ISSUER.ec_kid]
+    payload = json.dumps(body).encode()
+    token = jwt.api_jws.encode(
+        payload, signing.key, algorithm="ES256", headers={"kid": signing.kid}
+    )
+    with pytest.raises(SafeguardError):  # no random claim set is a valid token for us
+        verify_token_with_keys(token, issuer=ISSUER.url, audience=AUDIENCE, keys=KEYS)
