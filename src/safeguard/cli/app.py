@@ -32,7 +32,6 @@ def _register() -> None:
         attest,
         blob,
         copy,
-        inventory,
         keys,
         policy,
         serve,
