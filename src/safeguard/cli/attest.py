@@ -4,6 +4,7 @@
 predicate in an in-toto Statement v1 about IMAGE's digest, signs it as a DSSE envelope, and writes
 it as a Sigstore bundle referrer (with the ``dev.sigstore.bundle.predicateType`` annotation) and
 as a layer of the legacy ``sha256-<hex>.att`` tag. ``--type custom`` wraps the file as cosign does.
+``--tlog-url`` logs the envelope as a ``dsse`` 0.0.1 entry (see ``safeguard.cli.sign``).
 """
 
 from __future__ import annotations
@@ -19,16 +20,18 @@ from safeguard.cli.sign import (
     LEGACY_OPTION,
     SIGN_KEY_OPTION,
     TLOG_UPLOAD_OPTION,
+    TLOG_URL_OPTION,
     YES_OPTION,
-    check_tlog_upload,
     report_signed,
     signer_for,
+    tlog_for,
 )
 from safeguard.cli.tree import INSECURE_OPTION
 from safeguard.core.errors import InvalidInput
 from safeguard.core.reference import Reference
 from safeguard.oci.client import RegistryClient
 from safeguard.signing.sign import ImageSignResult, attest_image
+from safeguard.tlog.client import RekorClient
 from safeguard.verify.attestations import build_predicate, resolve_predicate_type
 
 PREDICATE_OPTION = typer.Option(..., "--predicate", help="Path to the predicate file.")
@@ -47,13 +50,21 @@ def read_predicate(path: Path, type_name: str) -> tuple[str, dict[str, object]]:
 
 
 async def _attest(
-    image: str, keyref: str, path: Path, type_name: str, legacy: bool, insecure: bool
+    image: str,
+    keyref: str,
+    path: Path,
+    type_name: str,
+    legacy: bool,
+    insecure: bool,
+    tlog: RekorClient | None,
 ) -> ImageSignResult:
     ref = Reference.parse(image)
     predicate_type, predicate = read_predicate(path, type_name)
     with signer_for(keyref) as signer:
         async with RegistryClient.for_reference(ref, allow_insecure=insecure) as client:
-            return await attest_image(client, ref, signer, predicate_type, predicate, legacy=legacy)
+            return await attest_image(
+                client, ref, signer, predicate_type, predicate, tlog=tlog, legacy=legacy
+            )
 
 
 @app.command("attest")
@@ -62,16 +73,16 @@ def attest_command(
     key: str = SIGN_KEY_OPTION,
     predicate: Path = PREDICATE_OPTION,
     type_: str = TYPE_OPTION,
-    tlog_upload: bool = TLOG_UPLOAD_OPTION,
+    tlog_url: str | None = TLOG_URL_OPTION,
+    tlog_upload: bool | None = TLOG_UPLOAD_OPTION,
     legacy_tag: bool = LEGACY_OPTION,
     yes: bool = YES_OPTION,
     output: OutputFormat = OUTPUT_OPTION,
     allow_insecure_registry: bool = INSECURE_OPTION,
 ) -> None:
     """Attest a predicate about IMAGE (cosign-compatible)."""
-    with reported(output):
-        check_tlog_upload(tlog_upload)
+    with reported(output), tlog_for(tlog_url, tlog_upload) as tlog:
         result = asyncio.run(
-            _attest(image, key, predicate, type_, legacy_tag, allow_insecure_registry)
+            _attest(image, key, predicate, type_, legacy_tag, allow_insecure_registry, tlog)
         )
-    report_signed(result, output, "attestation")
+        report_signed(result, output, "attestation", tlog)

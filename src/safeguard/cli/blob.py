@@ -5,7 +5,9 @@
 ``messageSignature`` (and prints the base64 signature, as cosign does). ``attest-blob`` writes a
 DSSE bundle of an in-toto statement about the file. ``verify-blob --bundle B FILE`` accepts either
 kind: for a DSSE bundle the file must be one of the statement's subjects. FILE may be
-``sha256:<hex>`` to verify by digest without the bytes. Trust flags are ``verify``'s.
+``sha256:<hex>`` to verify by digest without the bytes. Trust flags are ``verify``'s; signing
+flags (``--tlog-url``, ``--tlog-upload``) are ``sign``'s: a logged blob signature is a
+``hashedrekord`` 0.0.1 entry, a blob attestation a ``dsse`` 0.0.1 entry.
 """
 
 from __future__ import annotations
@@ -19,7 +21,15 @@ import typer
 from safeguard.cli.app import app
 from safeguard.cli.attest import PREDICATE_OPTION, TYPE_OPTION, read_predicate
 from safeguard.cli.output import OUTPUT_OPTION, OutputFormat, emit_json, err_console, reported
-from safeguard.cli.sign import SIGN_KEY_OPTION, TLOG_UPLOAD_OPTION, check_tlog_upload, signer_for
+from safeguard.cli.sign import (
+    SIGN_KEY_OPTION,
+    TLOG_UPLOAD_OPTION,
+    TLOG_URL_OPTION,
+    report_tlog,
+    signer_for,
+    tlog_for,
+    tlog_summary,
+)
 from safeguard.cli.verify import (
     GH_REF_OPTION,
     GH_REPO_OPTION,
@@ -78,23 +88,27 @@ def sign_blob_command(
     file: Path = typer.Argument(..., help="The file to sign."),
     key: str = SIGN_KEY_OPTION,
     bundle: Path | None = BUNDLE_OUT_OPTION,
-    tlog_upload: bool = TLOG_UPLOAD_OPTION,
+    tlog_url: str | None = TLOG_URL_OPTION,
+    tlog_upload: bool | None = TLOG_UPLOAD_OPTION,
     yes: bool = typer.Option(False, "--yes", "-y", help="Accepted for cosign compatibility."),
     output: OutputFormat = OUTPUT_OPTION,
 ) -> None:
     """Sign a file; write a Sigstore bundle v0.3 (message signature)."""
-    with reported(output):
-        check_tlog_upload(tlog_upload)
+    with reported(output), tlog_for(tlog_url, tlog_upload) as tlog:
         data = read_file(file, "file")
         with signer_for(key) as signer:
-            made = sign_blob(data, signer)
+            made = sign_blob(data, signer, tlog=tlog)
         write_bundle(made, bundle)
+        logged = tlog_summary(tlog)
+        if output is not OutputFormat.json:
+            report_tlog(tlog)
     if output is OutputFormat.json:
         emit_json(
             {
                 "bundle": str(bundle) if bundle else None,
                 "signature": base64.b64encode(made.signature).decode(),
                 "digest": str(Digest.of(data)),
+                "tlog": logged,
             }
         )
         return
@@ -110,20 +124,30 @@ def attest_blob_command(
     predicate: Path = PREDICATE_OPTION,
     type_: str = TYPE_OPTION,
     bundle: Path = typer.Option(..., "--bundle", help="Write the Sigstore bundle here."),
-    tlog_upload: bool = TLOG_UPLOAD_OPTION,
+    tlog_url: str | None = TLOG_URL_OPTION,
+    tlog_upload: bool | None = TLOG_UPLOAD_OPTION,
     output: OutputFormat = OUTPUT_OPTION,
 ) -> None:
     """Attest a predicate about a file; write a DSSE Sigstore bundle v0.3."""
-    with reported(output):
-        check_tlog_upload(tlog_upload)
+    with reported(output), tlog_for(tlog_url, tlog_upload) as tlog:
         artifact = read_artifact(file)
         predicate_type, body = read_predicate(predicate, type_)
         with signer_for(key) as signer:
-            made = attest_blob(artifact.digest, artifact.name, signer, predicate_type, body)
+            made = attest_blob(
+                artifact.digest, artifact.name, signer, predicate_type, body, tlog=tlog
+            )
         write_bundle(made, bundle)
+        logged = tlog_summary(tlog)
+        if output is not OutputFormat.json:
+            report_tlog(tlog)
     if output is OutputFormat.json:
         emit_json(
-            {"bundle": str(bundle), "predicateType": predicate_type, "digest": str(artifact.digest)}
+            {
+                "bundle": str(bundle),
+                "predicateType": predicate_type,
+                "digest": str(artifact.digest),
+                "tlog": logged,
+            }
         )
     else:
         err_console.print(f"Wrote bundle to file {bundle}", highlight=False, soft_wrap=True)

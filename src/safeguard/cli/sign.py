@@ -4,8 +4,15 @@
 given by tag), signs the cosign v3 statement into a Sigstore bundle attached as an OCI referrer,
 and appends a legacy simple-signing layer to ``sha256-<hex>.sig`` (``--no-legacy-tag`` skips it).
 KEYREF is a cosign key file (password from ``COSIGN_PASSWORD``, else a prompt on a terminal) or a
-``pkcs11:`` URI. No transparency log is written yet: ``--tlog-upload`` must stay false (the
-default) until Safeguard's log is configured, as ``cosign sign --tlog-upload=false``.
+``pkcs11:`` URI.
+
+Transparency log: ``--tlog-url URL`` (alias ``--rekor-url``, or ``SAFEGUARD_TLOG_URL``) records
+every signature in that Rekor v1 log (Safeguard's, mounted by ``safeguard serve``) through
+``safeguard.tlog.client.RekorClient`` and embeds the checked entry (SET, inclusion proof,
+checkpoint) in the bundle and, for the legacy layer, in cosign's ``dev.sigstore.cosign/bundle``
+annotation. Unlike cosign, whose ``--tlog-upload`` defaults to true against the public Rekor,
+uploading here defaults to on exactly when a log URL is given: Safeguard knows no public log to
+default to. ``--tlog-upload`` without a URL is a usage error; ``--no-tlog-upload`` skips the log.
 """
 
 from __future__ import annotations
@@ -14,6 +21,7 @@ import asyncio
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any, Final
 
 import typer
 
@@ -34,14 +42,24 @@ from safeguard.keys.cosign_keys import prompt_password
 from safeguard.oci.client import RegistryClient
 from safeguard.signing.keyref import open_signer
 from safeguard.signing.sign import ImageSignResult, sign_image
+from safeguard.tlog.client import RekorClient
 
 SIGN_KEY_OPTION = typer.Option(
     ..., "--key", help="cosign key file (cosign.key) or pkcs11: URI of the signing key."
 )
+TLOG_URL_ENV: Final = "SAFEGUARD_TLOG_URL"
+TLOG_URL_OPTION = typer.Option(
+    None,
+    "--tlog-url",
+    "--rekor-url",
+    envvar=TLOG_URL_ENV,
+    help="Record the signature in the Rekor v1 transparency log at this URL "
+    "(e.g. Safeguard's `safeguard serve`).",
+)
 TLOG_UPLOAD_OPTION = typer.Option(
-    False,
+    None,
     "--tlog-upload/--no-tlog-upload",
-    help="Record the signature in a transparency log (not available yet).",
+    help="Record the signature in the log of --tlog-url [default: on when a URL is given].",
 )
 YES_OPTION = typer.Option(False, "--yes", "-y", help="Skip confirmation (accepted for cosign).")
 LEGACY_OPTION = typer.Option(
@@ -49,12 +67,53 @@ LEGACY_OPTION = typer.Option(
 )
 
 
-def check_tlog_upload(tlog_upload: bool) -> None:
-    if tlog_upload:
+@contextmanager
+def tlog_for(tlog_url: str | None, tlog_upload: bool | None) -> Iterator[RekorClient | None]:
+    """The log client the flags ask for, or ``None`` (no upload)."""
+    upload = tlog_url is not None if tlog_upload is None else tlog_upload
+    if not upload:
+        yield None
+        return
+    if tlog_url is None:
         raise InvalidInput(
-            "no transparency log is configured for signing",
-            hint="sign with --tlog-upload=false (the default) until Safeguard's log is set up",
+            "--tlog-upload needs a transparency log, and none is configured",
+            hint=f"give --tlog-url URL (or set {TLOG_URL_ENV}), or sign with --no-tlog-upload",
         )
+    with RekorClient(tlog_url) as client:
+        yield client
+
+
+def tlog_summary(client: RekorClient | None) -> list[dict[str, Any]]:
+    """What was logged, for ``--output json``."""
+    if client is None:
+        return []
+    return [
+        {
+            "url": client.url,
+            "uuid": s.uuid,
+            "logIndex": s.entry.log_index,
+            "kind": f"{s.entry.kind}/{s.entry.version}",
+            "integratedTime": s.entry.integrated_time,
+            "created": s.created,
+        }
+        for s in client.submissions
+    ]
+
+
+def report_tlog(client: RekorClient | None) -> None:
+    """Text mode: each logged entry, and the checkpoint-name warning, on stderr."""
+    if client is None:
+        return
+    for item in tlog_summary(client):
+        state = "logged" if item["created"] else "already logged"
+        err_console.print(
+            f"tlog entry {state}: index {item['logIndex']} ({item['kind']}) in {item['url']}",
+            highlight=False,
+            soft_wrap=True,
+        )
+    warning = client.note_name_warning()
+    if warning:
+        err_console.print(f"WARNING: {warning}", highlight=False, soft_wrap=True)
 
 
 @contextmanager
@@ -74,12 +133,21 @@ def parse_annotations(values: list[str] | None) -> dict[str, str]:
     return out
 
 
-def report_signed(result: ImageSignResult, output: OutputFormat, what: str) -> None:
+def report_signed(
+    result: ImageSignResult, output: OutputFormat, what: str, tlog: RekorClient | None = None
+) -> None:
     for warning in result.warnings:
         err_console.print(f"WARNING: {warning}", highlight=False, soft_wrap=True)
     if output is OutputFormat.json:
-        emit_json(result.as_dict())
+        doc = result.as_dict()
+        if tlog is not None:
+            doc["tlog"] = tlog_summary(tlog)
+            name_warning = tlog.note_name_warning()
+            if name_warning:
+                doc.setdefault("warnings", []).append(name_warning)
+        emit_json(doc)
         return
+    report_tlog(tlog)
     console.print(f"Pushed {what} for {result.reference}", highlight=False, soft_wrap=True)
     console.print(f"  referrer: {result.referrer}", highlight=False, soft_wrap=True)
     if result.legacy is not None:
@@ -88,12 +156,19 @@ def report_signed(result: ImageSignResult, output: OutputFormat, what: str) -> N
 
 
 async def _sign(
-    image: str, keyref: str, annotations: dict[str, str], legacy: bool, insecure: bool
+    image: str,
+    keyref: str,
+    annotations: dict[str, str],
+    legacy: bool,
+    insecure: bool,
+    tlog: RekorClient | None,
 ) -> ImageSignResult:
     ref = Reference.parse(image)
     with signer_for(keyref) as signer:
         async with RegistryClient.for_reference(ref, allow_insecure=insecure) as client:
-            return await sign_image(client, ref, signer, annotations=annotations, legacy=legacy)
+            return await sign_image(
+                client, ref, signer, annotations=annotations, tlog=tlog, legacy=legacy
+            )
 
 
 @app.command("sign")
@@ -105,16 +180,23 @@ def sign_command(
     annotations: list[str] | None = typer.Option(
         None, "--annotations", "-a", help="KEY=VALUE annotation to sign (repeatable)."
     ),
-    tlog_upload: bool = TLOG_UPLOAD_OPTION,
+    tlog_url: str | None = TLOG_URL_OPTION,
+    tlog_upload: bool | None = TLOG_UPLOAD_OPTION,
     legacy_tag: bool = LEGACY_OPTION,
     yes: bool = YES_OPTION,
     output: OutputFormat = OUTPUT_OPTION,
     allow_insecure_registry: bool = INSECURE_OPTION,
 ) -> None:
     """Sign IMAGE with a key file or a PKCS#11 key (cosign-compatible)."""
-    with reported(output):
-        check_tlog_upload(tlog_upload)
+    with reported(output), tlog_for(tlog_url, tlog_upload) as tlog:
         result = asyncio.run(
-            _sign(image, key, parse_annotations(annotations), legacy_tag, allow_insecure_registry)
+            _sign(
+                image,
+                key,
+                parse_annotations(annotations),
+                legacy_tag,
+                allow_insecure_registry,
+                tlog,
+            )
         )
-    report_signed(result, output, "signature")
+        report_signed(result, output, "signature", tlog)

@@ -15,11 +15,15 @@ attestation, each with the exact bytes cosign writes.
 * **Blob signature** (``sign_blob``): a v0.3 ``messageSignature`` bundle (SHA-256 of the file and
   the signature over the file), as ``cosign sign-blob --bundle``; ``attest_blob`` a DSSE bundle.
 
-Transparency log seam: each flow takes an optional ``tlog`` callable. It is handed the canonical
-Rekor entry body for what was just signed (``hashedrekord`` 0.0.1 for message signatures,
-``dsse`` 0.0.1 for envelopes; ``safeguard.formats.rekor``) and returns the
-``TransparencyLogEntry`` to put in the bundle (and, when it carries a SET, in the legacy
-``dev.sigstore.cosign/bundle`` annotation). Without it, bundles carry no log entries, as
+Transparency log seam: each flow takes an optional ``tlog`` callable. It is handed the Rekor v1
+*proposed entry* for what was just signed, the body ``POST /api/v1/log/entries`` takes
+(``safeguard.formats.rekor``): ``hashedrekord`` 0.0.1 for message signatures and the legacy
+``.sig`` layer (that request is already the canonical body), ``dsse`` 0.0.1
+``spec.proposedContent{envelope, verifiers}`` for envelopes, as sigstore-go's
+``pkg/sign/transparency.go`` submits a DSSE bundle's envelope with the signer's PEM key. It returns
+the ``TransparencyLogEntry`` to put in the bundle (and, when it carries a SET, in the legacy
+``dev.sigstore.cosign/bundle`` annotation); ``safeguard.tlog.client.RekorClient`` is that callable
+for a log reached over HTTP. Without it, bundles carry no log entries, as
 ``cosign sign --tlog-upload=false`` makes them; verifiers must then be told to accept that
 (docs/verification.md, "The log choice").
 """
@@ -59,7 +63,7 @@ from safeguard.oci.signatures import (
 )
 
 TlogHook = Callable[[bytes], TransparencyLogEntry]
-"""``tlog(canonical_entry_body) -> TransparencyLogEntry``: log it, return the proof."""
+"""``tlog(proposed_entry) -> TransparencyLogEntry``: log it, return the proof."""
 
 TAG_WARNING: Final = (
     "Image reference {ref} uses a tag, not a digest, to identify the image to sign.\n"
@@ -130,7 +134,7 @@ def sign_envelope(
     signer: Signer, payload: bytes, tlog: TlogHook | None
 ) -> tuple[dsse.Envelope, list[TransparencyLogEntry]]:
     envelope = dsse.sign(PAYLOAD_TYPE, payload, signer.sign)
-    entries = _log(tlog, lambda: rekor.dsse_v001(envelope.to_json(), signer.public_key_pem))
+    entries = _log(tlog, lambda: rekor.dsse_v001_request(envelope.to_json(), signer.public_key_pem))
     return envelope, entries
 
 
