@@ -5,9 +5,22 @@ from __future__ import annotations
 import math
 
 import pytest
+import yaml
 
+from safeguard.policy import yamlsafe
 from safeguard.policy.errors import PolicyInvalid, PolicyIssue
 from safeguard.policy.yamlsafe import MAX_BYTES, MAX_DEPTH, parse_policy_yaml
+
+
+@pytest.fixture(autouse=True, params=["libyaml", "python"])
+def loader(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every test runs on libyaml (the default when present) and on PyYAML's pure Python."""
+    if request.param == "libyaml":
+        if not yaml.__with_libyaml__:
+            pytest.skip("PyYAML was built without libyaml")
+        monkeypatch.setattr(yamlsafe, "_Loader", yamlsafe._CLoader)
+    else:
+        monkeypatch.setattr(yamlsafe, "_Loader", yamlsafe._PyLoader)
 
 
 def only_issue(text: str | bytes) -> PolicyIssue:
