@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from safeguard.core.errors import InvalidReference
 from safeguard.core.reference import Reference
@@ -120,3 +122,27 @@ def test_identity_may_publish() -> None:
     assert identity_may_publish(_identity("docker.io/library/*"), "alpine:3")
     with pytest.raises(InvalidReference):
         identity_may_publish(identity, "Not A Reference")
+
+
+_LITERAL = st.text(alphabet="abcxyz019.-_:@", min_size=1, max_size=8)
+
+
+@given(st.lists(_LITERAL, min_size=1, max_size=5))
+def test_a_glob_without_wildcards_matches_only_itself(segments: list[str]) -> None:
+    name = "/".join(segments)
+    assert glob_matches(name, name)
+    assert not glob_matches(name, name + "x")
+    assert not glob_matches(name, "x/" + name)
+
+
+@given(st.text(alphabet="ab*/?[.", max_size=12), st.text(alphabet="ab/.", max_size=12))
+def test_any_pattern_is_refused_or_compiles(pattern: str, name: str) -> None:
+    try:
+        regex = compile_glob(pattern)
+    except GlobInvalid:
+        return
+    matched = regex.match(name) is not None
+    if "*" not in pattern:
+        assert matched is (pattern == name)
+    if matched and "**" not in pattern:
+        assert name.count("/") == pattern.count("/")  # * never crosses a segment
