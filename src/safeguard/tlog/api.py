@@ -31,6 +31,8 @@ import json
 import logging
 import os
 import re
+import threading
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable, MutableMapping
 from pathlib import Path
 from typing import Any, Final, Protocol
@@ -73,6 +75,10 @@ _HASH: Final = re.compile(r"(?:(sha256|sha384|sha512):)?([0-9a-fA-F]+)")
 _JSON: Final = (b"content-type", b"application/json")
 IMMUTABLE: Final = b"public, max-age=31536000, immutable"
 HOSTNAME_ENV: Final = "SAFEGUARD_TLOG_HOSTNAME"
+PIECE_CACHE: Final = 16384
+"""Entries whose serialised fields are kept (about 1.5 KB each)."""
+ANSWER_CACHE: Final = 4096
+"""Whole ``LogEntry`` answers kept, keyed by entry index and tree size."""
 
 
 def is_tlog_path(path: str) -> bool:
@@ -104,6 +110,10 @@ class TlogApp:
 
     def __init__(self, tlog: TransparencyLog) -> None:
         self.tlog = tlog
+        self._lock = threading.Lock()
+        self._pieces: OrderedDict[int, tuple[bytes, bytes]] = OrderedDict()
+        self._answers: OrderedDict[tuple[int, int], bytes] = OrderedDict()
+        self._head_json: tuple[TreeHead, bytes, bytes] | None = None
 
     # --- plumbing ------------------------------------------------------------------------------
 
@@ -193,10 +203,10 @@ class TlogApp:
                 return await self._create(receive)
             if get:
                 index = self._int_param(self._query(scope), "logIndex")
-                return self._json(200, self._log_entry(self.tlog.entry_by_index(index)))
+                return 200, [_JSON], self._log_entry(self.tlog.entry_by_index(index))
         elif path.startswith(f"{PREFIX}/entries/") and path != f"{PREFIX}/entries/retrieve":
             if get:
-                return self._json(200, self._log_entry(self._by_uuid(path.rsplit("/", 1)[1])))
+                return 200, [_JSON], self._log_entry(self._by_uuid(path.rsplit("/", 1)[1]))
         elif path == f"{PREFIX}/entries/retrieve":
             if method == "POST":
                 return self._retrieve(await self._body(receive))
@@ -232,44 +242,86 @@ class TlogApp:
 
     # --- Rekor ---------------------------------------------------------------------------------
 
-    def _log_entry(
-        self, entry: StoredEntry, head: TreeHead | None = None
-    ) -> dict[str, dict[str, Any]]:
+    def _log_entry(self, entry: StoredEntry, head: TreeHead | None = None) -> bytes:
+        """The JSON of Rekor's ``LogEntry`` for ``entry``, with its inclusion proof in ``head``
+        (default: the newest checkpoint that covers it).
+
+        Byte for byte what ``json.dumps(doc, separators=(",", ":"))`` writes for the document in
+        Rekor's field order (the unit tests compare), assembled from cached pieces because entry
+        reads are the hot path: the entry's own fields never change once committed, the
+        checkpoint's JSON changes once per batch, and a whole answer is reused while the tree
+        keeps its size (an LRU keyed by index and tree size).
+        """
         if head is None:
-            head, proof = self.tlog.proof_for(entry)
-        else:
-            proof = self.tlog.inclusion_proof(entry.index, head.size)
-        return {
-            self.tlog.entry_id(entry.leaf_hash): {
-                "body": base64.b64encode(entry.body).decode("ascii"),
-                "integratedTime": entry.integrated_time,
-                "logID": self.tlog.key.log_id_hex,
-                "logIndex": entry.index,
-                "verification": {
-                    "inclusionProof": {
-                        "checkpoint": head.checkpoint,
-                        "hashes": [h.hex() for h in proof],
-                        "logIndex": entry.index,
-                        "rootHash": head.root_hash.hex(),
-                        "treeSize": head.size,
-                    },
-                    "signedEntryTimestamp": base64.b64encode(entry.signed_entry_timestamp).decode(
-                        "ascii"
-                    ),
-                },
-            }
-        }
+            head = self.tlog.head_for(entry.index)
+        key = (entry.index, head.size)
+        with self._lock:
+            cached = self._answers.get(key)
+            if cached is not None:
+                self._answers.move_to_end(key)
+                return cached
+        proof = self.tlog.inclusion_proof(entry.index, head.size)
+        prefix, suffix = self._entry_pieces(entry)
+        checkpoint, tail = self._head_pieces(head)
+        hashes = '","'.join([h.hex() for h in proof])
+        answer = b"".join(
+            (
+                prefix,
+                checkpoint,
+                (f',"hashes":["{hashes}"]' if proof else ',"hashes":[]').encode("ascii"),
+                f',"logIndex":{entry.index}'.encode("ascii"),
+                tail,
+                suffix,
+            )
+        )
+        with self._lock:
+            self._answers[key] = answer
+            while len(self._answers) > ANSWER_CACHE:
+                self._answers.popitem(last=False)
+        return answer
+
+    def _entry_pieces(self, entry: StoredEntry) -> tuple[bytes, bytes]:
+        """The JSON before and after an entry's inclusion proof (fixed once it is committed)."""
+        with self._lock:
+            pieces = self._pieces.get(entry.index)
+            if pieces is not None:
+                self._pieces.move_to_end(entry.index)
+                return pieces
+        body = base64.b64encode(entry.body).decode("ascii")
+        sig = base64.b64encode(entry.signed_entry_timestamp).decode("ascii")
+        pieces = (
+            (
+                f'{{"{self.tlog.entry_id(entry.leaf_hash)}":{{"body":"{body}",'
+                f'"integratedTime":{entry.integrated_time},"logID":"{self.tlog.key.log_id_hex}",'
+                f'"logIndex":{entry.index},"verification":{{"inclusionProof":{{"checkpoint":'
+            ).encode("ascii"),
+            f',"signedEntryTimestamp":"{sig}"}}}}}}'.encode("ascii"),
+        )
+        with self._lock:
+            self._pieces[entry.index] = pieces
+            while len(self._pieces) > PIECE_CACHE:
+                self._pieces.popitem(last=False)
+        return pieces
+
+    def _head_pieces(self, head: TreeHead) -> tuple[bytes, bytes]:
+        cached = self._head_json
+        if cached is not None and cached[0] is head:
+            return cached[1], cached[2]
+        checkpoint = json.dumps(head.checkpoint).encode("ascii")
+        tail = f',"rootHash":"{head.root_hash.hex()}","treeSize":{head.size}}}'.encode("ascii")
+        self._head_json = (head, checkpoint, tail)
+        return checkpoint, tail
 
     async def _create(self, receive: Receive) -> tuple[int, list[Any], bytes]:
         prepared = prepare_entry(await self._body(receive))
         result: Integrated = await self.tlog.add(prepared)
-        doc = self._log_entry(result.entry, result.head)
-        entry_id = next(iter(doc))
+        entry_id = self.tlog.entry_id(result.entry.leaf_hash).encode("ascii")
         headers = [
-            (b"location", f"{PREFIX}/entries/{entry_id}".encode()),
-            (b"etag", entry_id.encode()),
+            _JSON,
+            (b"location", PREFIX.encode() + b"/entries/" + entry_id),
+            (b"etag", entry_id),
         ]
-        return self._json(201, doc, headers)
+        return 201, headers, self._log_entry(result.entry, result.head)
 
     def _leaf_from_uuid(self, text: str) -> bytes | None:
         if not _UUID.fullmatch(text):
@@ -338,7 +390,7 @@ class TlogApp:
         for index in indexes:
             if not isinstance(index, int) or isinstance(index, bool) or index < 0:
                 raise ApiError(400, "logIndexes must be non-negative integers", "INVALID_INPUT")
-        results: list[dict[str, Any]] = []
+        results: list[bytes] = []
         found = self.tlog.entries_by_leaf(leaves) if leaves else {}
         for leaf in leaves:
             if leaf in found:
@@ -347,7 +399,7 @@ class TlogApp:
         for index in indexes:
             if index in by_index:
                 results.append(self._log_entry(by_index[index]))
-        return self._json(200, results)
+        return 200, [_JSON], b"[" + b",".join(results) + b"]"
 
     def _index(self, raw: bytes) -> tuple[int, list[Any], bytes]:
         query = loads(raw, "the search query", ProposedEntryInvalid)

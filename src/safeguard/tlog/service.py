@@ -463,6 +463,10 @@ class TransparencyLog:
         with self.db.read() as conn:
             return storage.indexes_by_data_hash(conn, data_hash)
 
+    def head_for(self, index: int) -> TreeHead:
+        """The newest checkpoint this process knows, refreshed if it does not cover ``index``."""
+        return self._known(index)
+
     def proof_for(self, entry: StoredEntry) -> tuple[TreeHead, list[bytes]]:
         """The inclusion proof of ``entry`` in the newest checkpoint that covers it."""
         head = self._known(entry.index)
