@@ -471,7 +471,7 @@ def test_attest_image_with_log(
         "--predicate", str(SLSA_PREDICATE), "--type", "slsaprovenance1", ref,
     )  # fmt: skip
     assert made.exit_code == 0, made.output
-    assert "tlog entry logged" in made.stderr
+    assert "tlog entry created with index:" in made.stderr
     (layer,) = asyncio.run(_legacy_layers(host, repo, attestation_tag(digest)))
     assert layer.bundle is not None and json.loads(layer.bundle.body)["kind"] == "dsse"
     result = run(

@@ -105,9 +105,9 @@ def report_tlog(client: RekorClient | None) -> None:
     if client is None:
         return
     for item in tlog_summary(client):
-        state = "logged" if item["created"] else "already logged"
+        state = "created" if item["created"] else "already present"
         err_console.print(
-            f"tlog entry {state}: index {item['logIndex']} ({item['kind']}) in {item['url']}",
+            f"tlog entry {state} with index: {item['logIndex']} ({item['kind']}, {item['url']})",
             highlight=False,
             soft_wrap=True,
         )
