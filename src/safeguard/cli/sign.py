@@ -59,7 +59,7 @@ TLOG_URL_OPTION = typer.Option(
 TLOG_UPLOAD_OPTION = typer.Option(
     None,
     "--tlog-upload/--no-tlog-upload",
-    help="Record the signature in the log of --tlog-url [default: on when a URL is given].",
+    help="Record the signature in the log of --tlog-url (default: on when a URL is given).",
 )
 YES_OPTION = typer.Option(False, "--yes", "-y", help="Skip confirmation (accepted for cosign).")
 LEGACY_OPTION = typer.Option(
