@@ -222,14 +222,18 @@ class KeylessTrust(PolicyModel):
 
 
 class TrustKey(PolicyModel):
-    """A signing key: where the signing service finds it (``ref``) or only its public half."""
+    """A signing key: where the signing service finds it (``ref``), its public half
+    (``publicKey``), or both. Verifiers need the public half: a ``pkcs11:`` ref can be read for
+    it on a node with the HSM, a key file ref cannot, and nodes without the HSM (gateways,
+    admission, audit) verify from ``publicKey``."""
 
     name: Name
     """The key's name, referred to by ``identities[].key``."""
     ref: Annotated[str, AfterValidator(_key_ref)] | None = None
     """Private key: a pkcs11: URI (RFC 7512; an HSM or token) or a cosign key file path."""
     public_key: FilePath | None = None
-    """Public key only (PEM), for keys that verify but no longer sign here."""
+    """The public key (PEM): alone for keys that verify but no longer sign here, or beside
+    ``ref`` so that nodes without the private key can verify."""
     retired_at: When | None = None
     """No new signatures after this time (RFC 3339 with a time zone); older ones still verify
     when the log saw them before it."""
@@ -240,7 +244,11 @@ class TrustKey(PolicyModel):
 
     @model_validator(mode="after")
     def _check(self) -> TrustKey:
-        _exactly_one(self, "ref", "public_key", what=f"key {self.name!r}")
+        if self.ref is None and self.public_key is None:
+            fail(
+                f"key {self.name!r} needs one of ref, publicKey",
+                "add ref: pkcs11:... (signs here) or publicKey: PATH.pub (verifies only)",
+            )
         for label, when in (("retiredAt", self.retired_at), ("revokedAt", self.revoked_at)):
             if when is not None and when.utcoffset() is None:
                 fail(
