@@ -25,26 +25,42 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Final
 
-from safeguard.core.errors import OCIError, OCIErrorCode, SafeguardError
+from safeguard.core import mediatypes as mt
+from safeguard.core.digest import Digest
+from safeguard.core.errors import OCIError, OCIErrorCode, SafeguardError, Unreachable
+from safeguard.core.manifest import build_referrers_index
 from safeguard.gateway.auth import AuthConfig, Principal, challenge
 from safeguard.gateway.pulllog import PullLog, PullRecord
+from safeguard.gateway.pushes import Enforcer, warning
+from safeguard.gateway.quarantine import QuarantineView
+from safeguard.gateway.referrers import ReferrerIndex
 from safeguard.gateway.routes import Route, classify, required_action
 from safeguard.gateway.upstream import (
     Outgoing,
     ResponseHook,
     Upstream,
     UpstreamAborted,
+    UpstreamUnavailable,
     request_headers,
 )
 from safeguard.registry.app import _as_oci
 from safeguard.registry.context import HeaderedError
-from safeguard.registry.http import ClientDisconnected, Headers, Receive, Request, Responder, Scope
-from safeguard.registry.http import Send as Send
+from safeguard.registry.http import (
+    ClientDisconnected,
+    Headers,
+    Message,
+    Receive,
+    Request,
+    Responder,
+    Scope,
+    Send,
+)
 
 log = logging.getLogger("safeguard.gateway")
 
 TOKEN_PATH: Final = "/token"
 DIGEST_HEADER: Final = b"docker-content-digest"
+RELAY_LIMIT: Final = 1024 * 1024
 
 
 @dataclass(slots=True)
@@ -83,11 +99,17 @@ class GatewayApp:
         public_url: str | None = None,
         pulls: PullLog | None = None,
         starter: Callable[[], Awaitable[None]] | None = None,
+        enforcer: Enforcer | None = None,
+        referrers: ReferrerIndex | None = None,
+        quarantine: QuarantineView | None = None,
     ) -> None:
         self.upstream = upstream
         self.auth = auth
         self.public_url = public_url.rstrip("/") if public_url else None
         self.pulls = pulls
+        self.enforcer = enforcer
+        self.referrers = referrers
+        self.quarantine = quarantine
         self._starter = starter
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -103,6 +125,8 @@ class GatewayApp:
         except (ClientDisconnected, UpstreamAborted):
             return
         except SafeguardError as exc:
+            if isinstance(exc, Unreachable):
+                exc = UpstreamUnavailable(self.upstream.display, exc.message)
             error = _as_oci(exc)
             if not out.started:
                 await out.error(error, headers=list(getattr(error, "response_headers", [])))
@@ -161,24 +185,68 @@ class GatewayApp:
     async def handle(self, call: Call) -> None:
         """Route ``call`` to what the gateway does around the relay."""
         route, method = call.route, call.req.method
-        if route.kind == "manifest" and method in ("GET", "HEAD"):
-            await self.pull_manifest(call)
+        if route.kind == "manifest":
+            if method in ("GET", "HEAD"):
+                await self.pull_manifest(call)
+                return
+            if self.enforcer is not None and method == "PUT":
+                await self.enforcer.put_manifest(call, self.relay)
+                return
+            if self.enforcer is not None and method == "DELETE":
+                await self.enforcer.delete_manifest(call, self.relay)
+                return
+        if method not in ("GET", "HEAD") and route.name and self.enforcer is not None:
+            self.enforcer.refuse_writes_to_quarantine(route.name)
+        if (
+            route.kind == "referrers"
+            and method == "GET"
+            and self.referrers is not None
+            and await self.referrers.emulating(route.name, route.reference)
+        ):
+            await self.list_referrers(call, self.referrers)
             return
+        if route.kind == "blob" and method in ("GET", "HEAD") and self.quarantine is not None:
+            target = self.quarantine.target_repository(route.name)
+            if target is not None and not await self.upstream.client().blobs.exists(
+                route.name, Digest.parse(route.reference)
+            ):
+                await self.forward(call, path=f"/v2/{target}/blobs/{route.reference}")
+                return
         await self.forward(call)
 
     # -- pulls -------------------------------------------------------------------------------
 
     async def pull_manifest(self, call: Call) -> None:
+        route = call.route
         answered: list[str] = []
+        path: str | None = None
+        notes: list[tuple[bytes, bytes]] = []
+        entry = self.quarantine.lookup(route.name, route.reference) if self.quarantine else None
+        if entry is not None:
+            client = self.upstream.client()
+            reference: str | Digest = (
+                Digest.parse(route.reference) if route.by_digest else route.reference
+            )
+            if await client.manifests.head(route.name, reference) is None:
+                path = f"/v2/{entry.target_repository}/manifests/{route.reference}"
+                notes.append(
+                    warning(
+                        f"{route.name}:{route.reference} is quarantined until "
+                        f"{entry.until.date().isoformat()} ({entry.reason}); served from "
+                        f"{entry.target_repository}"
+                    )
+                )
+            else:
+                entry = None
 
         def hook(status: int, headers: Headers) -> Headers:
             if status == 200:
                 answered.extend(v.decode("latin-1") for k, v in headers if k == DIGEST_HEADER)
+                headers.extend(notes)
             return headers
 
-        status = await self.forward(call, hook=hook)
+        status = await self.forward(call, path=path, hook=hook)
         if status == 200 and self.pulls is not None:
-            route = call.route
             digest = answered[0] if answered else (route.reference if route.by_digest else None)
             self.pulls.record(
                 PullRecord(
@@ -188,8 +256,55 @@ class GatewayApp:
                     call.client,
                     call.principal.name,
                     call.user_agent,
+                    quarantined=entry is not None,
                 )
             )
+
+    async def list_referrers(self, call: Call, index: ReferrerIndex) -> None:
+        """``GET /v2/<name>/referrers/<digest>`` answered by the gateway (see ``referrers``)."""
+        artifact_type = call.req.query_one("artifactType") or None
+        found = await index.list(call.route.name, call.route.reference, artifact_type)
+        headers: Headers = [(b"content-type", mt.OCI_INDEX.encode())]
+        if artifact_type:
+            headers.append((b"oci-filters-applied", b"artifactType"))
+        await call.out.respond(200, headers, build_referrers_index(found))
+
+    async def relay(
+        self,
+        call: Call,
+        *,
+        path: str | None,
+        body: bytes,
+        query: bytes | None,
+    ) -> tuple[int, Headers, bytes]:
+        """Relay ``call`` and keep the (small) answer instead of streaming it to the client."""
+        status = 0
+        headers: Headers = []
+        parts: list[bytes] = []
+        size = 0
+
+        async def collect(message: Message) -> None:
+            nonlocal status, headers, size
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                headers = list(message.get("headers", []))
+            elif message["type"] == "http.response.body":
+                chunk = message.get("body", b"")
+                size += len(chunk)
+                if size > RELAY_LIMIT:
+                    raise UpstreamAborted("the registry's answer is too large")
+                parts.append(chunk)
+
+        outgoing = Outgoing(
+            method=call.req.method,
+            path=path or call.req.path,
+            query=call.scope.get("query_string", b"") if query is None else query,
+            headers=request_headers(call.scope),
+            body=body,
+            scopes=_scopes(call.route, call.req.method),
+        )
+        await self.upstream.forward(outgoing, collect, None)
+        return status, headers, b"".join(parts)
 
     async def forward(
         self,
@@ -199,6 +314,7 @@ class GatewayApp:
         body: Receive | bytes | None = None,
         hook: ResponseHook | None = None,
         method: str | None = None,
+        query: bytes | None = None,
     ) -> int:
         """Relay ``call`` (to ``path`` when rewritten) and stream the answer to the client."""
         req = call.req
@@ -208,7 +324,7 @@ class GatewayApp:
         outgoing = Outgoing(
             method=method,
             path=path or req.path,
-            query=call.scope.get("query_string", b""),
+            query=call.scope.get("query_string", b"") if query is None else query,
             headers=request_headers(call.scope),
             body=body,
             scopes=_scopes(call.route, method),

@@ -19,7 +19,7 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Final
+from typing import Any, Final, cast
 
 import anyio.to_thread
 import sqlalchemy as sa
@@ -154,7 +154,7 @@ class LastPull:
 
 def last_pulls(db: Database, repository: str, digest: str | None = None) -> list[LastPull]:
     """The latest pull of each digest of ``repository`` (or of ``digest`` only), newest first."""
-    table = GatewayPull.__table__
+    table = cast(sa.Table, GatewayPull.__table__)
     counts = (
         sa.select(
             table.c.digest,

@@ -11,6 +11,7 @@ import os
 import shutil
 import signal
 import subprocess
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -112,12 +113,15 @@ def start_gateway(
     proc = subprocess.Popen(cmd, stdout=log, stderr=log, env=full_env)
     log.close()
     server = GatewayServer(f"127.0.0.1:{port}", data_dir, upstream, proc, log_path, args)
-    try:
-        wait_for_port(port, timeout=30)
-    except TimeoutError:
-        _stop(proc)
-        raise RuntimeError(f"gateway did not start:\n{server.log()}") from None
-    return server
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            wait_for_port(port, timeout=0.2)
+            return server
+        except TimeoutError:
+            if proc.poll() is not None or time.monotonic() > deadline:
+                _stop(proc)
+                raise RuntimeError(f"gateway did not start:\n{server.log()}") from None
 
 
 @contextmanager
@@ -185,3 +189,89 @@ def run_owned_registry(
         yield owned
     finally:
         owned.stop()
+
+
+# -- policies -----------------------------------------------------------------------------------
+
+KEY_PASSWORD = "gateway test key"
+
+
+@dataclass(frozen=True)
+class KeyFiles:
+    team_a: Path  # cosign.key of the team-a-release identity
+    team_b: Path  # cosign.key of the team-b-release identity (not allowed in team-a repos)
+
+
+def make_keys(directory: Path) -> KeyFiles:
+    from safeguard.keys.cosign_keys import generate_key_pair
+
+    directory.mkdir(parents=True, exist_ok=True)
+    a, _ = generate_key_pair(directory / "team-a", KEY_PASSWORD)
+    b, _ = generate_key_pair(directory / "team-b", KEY_PASSWORD)
+    return KeyFiles(a, b)
+
+
+DEFAULT_RULES: list[dict[str, Any]] = [
+    {
+        "match": "team-a/reject/**",
+        "unsignedPush": "reject",
+        "signers": [{"identity": "team-a-release"}],
+        "immutableTags": ["v*"],
+    },
+    {
+        "match": "team-a/grace/**",
+        "unsignedPush": "grace",
+        "graceSeconds": 4,
+        "signers": [{"identity": "team-a-release"}],
+        "quarantine": {"namespace": "quarantine", "deprecationDays": 30},
+    },
+    {
+        "match": "team-a/warn/**",
+        "unsignedPush": "warn",
+        "signers": [{"identity": "team-a-release"}],
+    },
+    {"match": "team-a/off/**", "unsignedPush": "off", "signers": [{"identity": "team-a-release"}]},
+    {"match": "team-b/**", "unsignedPush": "reject", "signers": [{"identity": "team-b-release"}]},
+]
+
+
+def write_policy(
+    directory: Path, keys: KeyFiles, rules: list[dict[str, Any]] | None = None
+) -> Path:
+    """A safeguard.yaml with two key-signing identities and gateway rules."""
+    doc = {
+        "apiVersion": "safeguard.dev/v1",
+        "kind": "Policy",
+        "trustRoots": {
+            "internal": {
+                "keys": [
+                    {"name": "team-a-key", "ref": str(keys.team_a)},
+                    {"name": "team-b-key", "ref": str(keys.team_b)},
+                ]
+            }
+        },
+        "identities": [
+            {
+                "name": f"team-{x}-release",
+                "trustRoot": "internal",
+                "key": f"team-{x}-key",
+                "oidc": {"issuer": "https://token.example.test", "repository": f"org/team-{x}"},
+                "mayPublish": [f"gateway.example.test/team-{x}/**"],
+            }
+            for x in ("a", "b")
+        ],
+        "registries": rules if rules is not None else DEFAULT_RULES,
+    }
+    path = directory / "safeguard.yaml"
+    path.write_text(yaml.safe_dump(doc, sort_keys=False))
+    return path
+
+
+def auth_file_for(directory: Path, host: str, user: str = "ci") -> Path:
+    """A containers-auth.json with ``user``'s gateway credentials (for REGISTRY_AUTH_FILE)."""
+    import json
+
+    path = directory / f"auth-{user}.json"
+    token = base64.b64encode(creds(user).encode()).decode()
+    path.write_text(json.dumps({"auths": {host: {"auth": token}}}))
+    return path
