@@ -571,8 +571,8 @@ def test_checkpoint_name_must_match_the_trusted_root(
     builtin_registry: RegistryServer, tlog_keys: tuple[Path, Path], tmp_path: Path
 ) -> None:
     """A log left with the default checkpoint name ("safeguard") is reached at another URL: the
-    signer warns, verification against a root naming that URL refuses the checkpoint, and a root
-    exported with ``--base-url`` naming the checkpoint's key name accepts it."""
+    signer warns; the exported root names the log as it signs (with a note saying so), and
+    verifies; a root forced to name the URL it was reached at refuses the checkpoint."""
     key, pub = tlog_keys
     url = f"http://{builtin_registry.host}"
     artifact = tmp_path / "f"
@@ -582,14 +582,15 @@ def test_checkpoint_name_must_match_the_trusted_root(
                str(artifact))  # fmt: skip
     assert made.exit_code == 0
     assert "SAFEGUARD_TLOG_HOSTNAME" in made.stderr and "'safeguard'" in made.stderr
+    named = tmp_path / "named.json"
+    exported = run("tlog", "export-trusted-root", "--url", url, "--out", str(named))
+    assert exported.exit_code == 0
+    assert "signs its checkpoints as 'safeguard'" in exported.stderr
+    assert json.loads(named.read_text())["tlogs"][-1]["baseUrl"] == "https://safeguard"
+    assert verify_blob(artifact, bundle, pub, named).exit_code == 0
     by_url = tmp_path / "by-url.json"
-    assert run("tlog", "export-trusted-root", "--url", url, "--out", str(by_url)).exit_code == 0
+    forced = run("tlog", "export-trusted-root", "--url", url, "--base-url", url, "--out",
+                 str(by_url))  # fmt: skip
+    assert forced.exit_code == 0
     refused = verify_blob(artifact, bundle, pub, by_url)
     assert refused.exit_code == 1 and evidence(refused)[0]["code"] == "TLOG_CHECKPOINT_INVALID"
-    named = tmp_path / "named.json"
-    exported = run(
-        "tlog", "export-trusted-root", "--url", url, "--base-url", "https://safeguard",
-        "--out", str(named),
-    )  # fmt: skip
-    assert exported.exit_code == 0
-    assert verify_blob(artifact, bundle, pub, named).exit_code == 0

@@ -13,12 +13,20 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import httpx
 import typer
 
 from safeguard.cli.app import app
-from safeguard.cli.output import OUTPUT_OPTION, OutputFormat, console, emit_json, reported
+from safeguard.cli.output import (
+    OUTPUT_OPTION,
+    OutputFormat,
+    console,
+    emit_json,
+    err_console,
+    reported,
+)
 from safeguard.core.errors import InvalidInput, Unreachable
 from safeguard.keys.base import load_public_key, public_key_der
 from safeguard.tlog.logkey import key_details
@@ -28,7 +36,17 @@ tlog_app = typer.Typer(help="The private transparency log: trusted root export, 
 app.add_typer(tlog_app, name="tlog")
 
 
-def _from_url(url: str) -> tuple[bytes, datetime]:
+def _signer_name(signed_tree_head: object) -> str | None:
+    """The key name on the checkpoint's signature lines (C2SP signed-note: ``— <name> <sig>``)."""
+    if not isinstance(signed_tree_head, str):
+        return None
+    for line in signed_tree_head.splitlines():
+        if line.startswith("\u2014 "):
+            return line[2:].rsplit(" ", 1)[0]
+    return None
+
+
+def _from_url(url: str) -> tuple[bytes, datetime, str | None]:
     base = url.rstrip("/")
     try:
         with httpx.Client(timeout=30.0) as client:
@@ -42,7 +60,30 @@ def _from_url(url: str) -> tuple[bytes, datetime]:
                 start = datetime.fromtimestamp(int(entry["integratedTime"]), UTC)
     except (httpx.HTTPError, ValueError, KeyError, TypeError) as exc:
         raise Unreachable(f"cannot read the log at {base}: {exc}") from None
-    return public_key_der(load_public_key(pem.content)), start
+    return (
+        public_key_der(load_public_key(pem.content)),
+        start,
+        _signer_name(info.get("signedTreeHead")),
+    )
+
+
+def _base_for(url: str, log_name: str | None) -> tuple[str, str | None]:
+    """The trusted root's ``baseUrl`` for a log reached at ``url``.
+
+    Verifiers (Safeguard's, sigstore-js) require the checkpoint's signer name to equal the
+    ``baseUrl`` without its scheme. A log names itself once, when it is created
+    (``SAFEGUARD_TLOG_HOSTNAME``, default ``safeguard``), so when that name is not the address
+    we reached it at, the name wins and a note says how to name the log after its address.
+    """
+    parts = urlsplit(url.rstrip("/"))
+    if log_name is None or log_name == (parts.netloc + parts.path).rstrip("/"):
+        return url.rstrip("/"), None
+    note = (
+        f"the log signs its checkpoints as {log_name!r}, not {parts.netloc!r}: baseUrl is set to "
+        f"https://{log_name} so checkpoints verify (create the log with "
+        f"SAFEGUARD_TLOG_HOSTNAME={parts.netloc} to name it after its address)"
+    )
+    return f"https://{log_name}", note
 
 
 def _from_store(data_dir: Path, database: str | None) -> tuple[bytes, datetime]:
@@ -69,7 +110,10 @@ def export_trusted_root(
     data_dir: Path | None = typer.Option(None, "--data-dir", help="the log's data directory"),
     database: str | None = typer.Option(None, "--database", help="the log's database URL"),
     base_url: str | None = typer.Option(
-        None, "--base-url", help="URL clients reach the log at (default: --url)"
+        None,
+        "--base-url",
+        help="the log's URL in the trusted root (default: --url, or https://<the name the log "
+        "signs its checkpoints with> when that differs)",
     ),
     merge: Path | None = typer.Option(
         None, "--merge", help="add the log to this trusted_root.json instead of a fresh one"
@@ -80,11 +124,14 @@ def export_trusted_root(
     with reported(output):
         if (url is None) == (data_dir is None and database is None):
             raise InvalidInput("give either --url or --data-dir/--database")
+        note = None
         if url is not None:
-            der, start = _from_url(url)
+            der, start, log_name = _from_url(url)
+            if base_url is None:
+                base_url, note = _base_for(url, log_name)
         else:
             der, start = _from_store(data_dir or Path("data"), database)
-        base = base_url or url
+        base = base_url
         if not base:
             raise InvalidInput("--base-url is needed with --data-dir (where clients reach the log)")
         existing = None
@@ -96,6 +143,8 @@ def export_trusted_root(
         details = key_details(load_public_key(der))
         doc = trusted_root(base, der, details, start, merge=existing)
         write_json_atomic(out, doc)
+        if note is not None:
+            err_console.print(f"[yellow]note:[/] {note}", highlight=False)
         if output is OutputFormat.json:
             emit_json({"out": str(out), "tlog": doc["tlogs"][-1]})
         else:
