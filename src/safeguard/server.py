@@ -79,12 +79,15 @@ def create_app(
     tlog: bool = True,
     tlog_key: str | None = None,
     gateway: GatewaySettings | None = None,
+    signing: bool = True,
 ) -> SafeguardApp:
     """Build the node's app over ``data_dir`` (created if missing) and ``database_url``
     (default: SQLite in the data directory). Runs pending migrations first. With ``tlog`` the
     transparency log is mounted (key: ``tlog_key``, else one made in the data directory). With
     ``gateway`` settings, ``/v2`` goes through the policy gateway (``safeguard.gateway``) to the
-    built-in registry or to the upstream the settings name."""
+    built-in registry or to the upstream the settings name. With ``signing`` (and the log) the
+    signing service answers ``/api/v1/signatures`` (``safeguard.signing.api``), by the gateway's
+    ``policy_file`` when one is set, else by the store's active policy."""
     root = Path(data_dir).resolve()
     root.mkdir(parents=True, exist_ok=True)
     db = open_database(database_url or default_database_url(root))
@@ -99,6 +102,14 @@ def create_app(
 
         try:
             mount_tlog(app, key=tlog_key)
+        except BaseException:
+            db.dispose()
+            raise
+    if tlog and signing:
+        from safeguard.signing.api import mount_signing
+
+        try:
+            mount_signing(app, policy_file=gateway.policy_file if gateway is not None else None)
         except BaseException:
             db.dispose()
             raise
