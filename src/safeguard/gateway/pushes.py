@@ -40,7 +40,13 @@ import anyio.to_thread
 
 from safeguard.core import mediatypes as mt
 from safeguard.core.digest import DEFAULT_ALGORITHM, Digest
-from safeguard.core.errors import InvalidManifest, OCIError, OCIErrorCode, SafeguardError
+from safeguard.core.errors import (
+    EXIT_UNREACHABLE,
+    InvalidManifest,
+    OCIError,
+    OCIErrorCode,
+    SafeguardError,
+)
 from safeguard.core.manifest import Manifest, parse_manifest
 from safeguard.gateway.audit import AuditEvent, AuditLog
 from safeguard.gateway.grace import Grace, PendingTags
@@ -209,6 +215,8 @@ class Enforcer:
         try:
             outcome = await self.signatures.verified(repository, str(digest), rule)
         except SafeguardError as exc:
+            if exc.exit_code == EXIT_UNREACHABLE:
+                raise  # the registry is down: 503, and nothing decided
             await self.audit.record(
                 self._event(call, decision="denied", reason=f"policy unusable: {exc}", **event)
             )

@@ -221,9 +221,16 @@ DEFAULT_RULES: list[dict[str, Any]] = [
     {
         "match": "team-a/grace/**",
         "unsignedPush": "grace",
-        "graceSeconds": 4,
+        "graceSeconds": 30,
         "signers": [{"identity": "team-a-release"}],
         "quarantine": {"namespace": "quarantine", "deprecationDays": 30},
+    },
+    {
+        "match": "team-a/fastgrace/**",
+        "unsignedPush": "grace",
+        "graceSeconds": 1,
+        "signers": [{"identity": "team-a-release"}],
+        "quarantine": {"namespace": "held", "deprecationDays": 7},
     },
     {
         "match": "team-a/warn/**",
