@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -181,7 +181,10 @@ def _chunks(size: int) -> Iterator[tuple[int, int]]:
         yield full, rest
 
 
-def _verify_checkpoint(note: bytes, public_key: PublicKey) -> Checkpoint:
+def verify_checkpoint(note: bytes, public_key: PublicKey) -> Checkpoint:
+    """The checkpoint in ``note``, if the log key signed it (under whichever key name it uses).
+
+    Shared with ``safeguard.verify.online_log``; raises a ``SafeguardError`` otherwise."""
     _, parsed = parse_signed_checkpoint(note)
     want = rekor_key_id(public_key)  # type: ignore[arg-type]
     names = [s.name for s in parsed.signatures if s.key_id == want]
@@ -224,7 +227,7 @@ def _run(log: LogClient, state_path: Path, pem: bytes | None) -> MonitorReport:
     info = log.log_info()
     note = str(info.get("signedTreeHead", "")).encode()
     try:
-        checkpoint = _verify_checkpoint(note, public_key)
+        checkpoint = verify_checkpoint(note, public_key)
     except SafeguardError as exc:
         code = (
             FindingCode.CHECKPOINT_MALFORMED
@@ -285,49 +288,54 @@ def _compare(
             )
         )
         return False
-    if checkpoint.size < previous.tree_size:
-        report.findings.append(
-            Finding(
-                FindingCode.CHECKPOINT_ROLLBACK,
-                f"the log's checkpoint went back from size {previous.tree_size} to "
-                f"{checkpoint.size}",
-                detail,
-            )
-        )
+    problem = extension_problem(log.consistency, previous.tree_size, old_root, checkpoint)
+    if problem is not None:
+        report.findings.append(Finding(problem[0], problem[1], detail))
         return False
-    if checkpoint.size == previous.tree_size:
-        if checkpoint.root_hash != old_root:
-            report.findings.append(
-                Finding(
-                    FindingCode.FORKED_HISTORY,
-                    f"two different signed checkpoints of size {checkpoint.size}",
-                    detail,
-                )
+    return True
+
+
+Consistency = Callable[[int, int], tuple[list[bytes], bytes]]
+"""``consistency(first, last) -> (proof hashes, root of last)``: the log's ``/api/v1/log/proof``."""
+
+
+def extension_problem(
+    consistency: Consistency, old_size: int, old_root: bytes, new: Checkpoint
+) -> tuple[FindingCode, str] | None:
+    """Why ``new`` is not an append-only extension of the tree ``(old_size, old_root)``, or None.
+
+    A smaller size is ``CHECKPOINT_ROLLBACK``; the same size with another root, or a consistency
+    proof (RFC 9162 section 2.1.4.2) that is missing, malformed (``ValueError``, ``KeyError``,
+    ``TypeError``) or does not verify, is ``FORKED_HISTORY``. Shared with
+    ``safeguard.verify.online_log``; errors other than those (``Unreachable``) propagate."""
+    if new.size < old_size:
+        return (
+            FindingCode.CHECKPOINT_ROLLBACK,
+            f"the log's checkpoint went back from size {old_size} to {new.size}",
+        )
+    if new.size == old_size:
+        if new.root_hash != old_root:
+            return (
+                FindingCode.FORKED_HISTORY,
+                f"two different signed checkpoints of size {new.size}",
             )
-            return False
-        return True
-    if previous.tree_size == 0:
-        return True
+        return None
+    if old_size == 0:
+        return None
     try:
-        proof, root = log.consistency(previous.tree_size, checkpoint.size)
-        if root != checkpoint.root_hash:
+        proof, root = consistency(old_size, new.size)
+        if root != new.root_hash:
             raise merkle.ProofError(
                 merkle.ProofFailure.ROOT_MISMATCH, "the proof's rootHash is not the checkpoint's"
             )
-        merkle.verify_consistency(
-            previous.tree_size, checkpoint.size, proof, old_root, checkpoint.root_hash
-        )
+        merkle.verify_consistency(old_size, new.size, proof, old_root, new.root_hash)
     except (merkle.ProofError, ValueError, KeyError, TypeError) as exc:
-        report.findings.append(
-            Finding(
-                FindingCode.FORKED_HISTORY,
-                f"the checkpoint of size {checkpoint.size} is not an extension of the remembered "
-                f"one of size {previous.tree_size}: {exc}",
-                detail,
-            )
+        return (
+            FindingCode.FORKED_HISTORY,
+            f"the checkpoint of size {new.size} is not an extension of the one of size "
+            f"{old_size}: {exc}",
         )
-        return False
-    return True
+    return None
 
 
 def _rederive(log: LogClient, checkpoint: Checkpoint, report: MonitorReport) -> None:
