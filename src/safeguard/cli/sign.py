@@ -13,6 +13,12 @@ checkpoint) in the bundle and, for the legacy layer, in cosign's ``dev.sigstore.
 annotation. Unlike cosign, whose ``--tlog-upload`` defaults to true against the public Rekor,
 uploading here defaults to on exactly when a log URL is given: Safeguard knows no public log to
 default to. ``--tlog-upload`` without a URL is a usage error; ``--no-tlog-upload`` skips the log.
+
+Signing service: ``--signing-server URL`` (no ``--key``) signs in a CI job as the job's build
+role: the job's OIDC ID token (``--identity-token``/``--identity-token-file``, or the CI
+environment) goes to Safeguard's signing service, which signs with the identity's HSM key and logs
+the entries, and what it returns is attached here (``safeguard.signing.client``). Without a CI
+token this refuses with exit code 2: signing that way happens in CI only.
 """
 
 from __future__ import annotations
@@ -21,6 +27,7 @@ import asyncio
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any, Final
 
 import typer
@@ -32,6 +39,7 @@ from safeguard.cli.output import (
     console,
     emit_json,
     err_console,
+    fail,
     reported,
 )
 from safeguard.cli.tree import INSECURE_OPTION
@@ -45,7 +53,23 @@ from safeguard.signing.sign import ImageSignResult, sign_image
 from safeguard.tlog.client import RekorClient
 
 SIGN_KEY_OPTION = typer.Option(
-    ..., "--key", help="cosign key file (cosign.key) or pkcs11: URI of the signing key."
+    None, "--key", help="cosign key file (cosign.key) or pkcs11: URI of the signing key."
+)
+SIGNING_SERVER_OPTION = typer.Option(
+    None,
+    "--signing-server",
+    envvar="SAFEGUARD_SIGNING_SERVER",
+    help="Sign through Safeguard's signing service at this URL as the CI job's build role "
+    "(its OIDC token; no --key). Signing this way happens in CI only.",
+)
+IDENTITY_TOKEN_OPTION = typer.Option(
+    None,
+    "--identity-token",
+    help="With --signing-server: the CI job's OIDC ID token, or a file holding it "
+    "(default: from the CI environment).",
+)
+IDENTITY_TOKEN_FILE_OPTION = typer.Option(
+    None, "--identity-token-file", help="With --signing-server: a file holding the ID token."
 )
 TLOG_URL_ENV: Final = "SAFEGUARD_TLOG_URL"
 TLOG_URL_OPTION = typer.Option(
@@ -171,12 +195,76 @@ async def _sign(
             )
 
 
+def sign_through_server(
+    image: str,
+    server: str,
+    kind: str,
+    output: OutputFormat,
+    *,
+    key: str | None,
+    tlog_url: str | None,
+    identity_token: str | None,
+    identity_token_file: Path | None,
+    legacy: bool,
+    insecure: bool,
+    annotations: dict[str, str] | None = None,
+    predicate_type: str | None = None,
+    predicate: dict[str, Any] | None = None,
+) -> None:
+    """``--signing-server``: the CI client of ``safeguard.signing.client`` (key-less here)."""
+    from safeguard.signing.client import sign_via_server
+
+    with reported(output):
+        if key is not None or tlog_url is not None:
+            raise InvalidInput(
+                "--signing-server signs with the service's key and logs in its log",
+                hint="drop --key and --tlog-url when signing through --signing-server",
+            )
+        signed = asyncio.run(
+            sign_via_server(
+                image,
+                server,
+                kind=kind,
+                identity_token=identity_token,
+                identity_token_file=identity_token_file,
+                predicate_type=predicate_type,
+                predicate=predicate,
+                annotations=annotations,
+                legacy=legacy,
+                insecure=insecure,
+            )
+        )
+        if output is OutputFormat.json:
+            emit_json(signed.as_dict())
+            return
+        what = "signature" if kind == "signature" else "attestation"
+        report_signed(signed.result, output, what)
+        console.print(
+            f"  signed as identity {signed.identity} (log indexes "
+            f"{', '.join(map(str, signed.material.log_indexes))})",
+            highlight=False,
+            soft_wrap=True,
+        )
+
+
+def require_key(key: str | None, output: OutputFormat) -> str:
+    if key is None:
+        fail(
+            InvalidInput(
+                "a key is needed: --key KEYREF",
+                hint="or, in CI, sign through the signing service with --signing-server URL",
+            ),
+            output,
+        )
+    return key
+
+
 @app.command("sign")
 def sign_command(
     image: str = typer.Argument(
         ..., help="REGISTRY/REPO@DIGEST (or :TAG, resolved with a warning)"
     ),
-    key: str = SIGN_KEY_OPTION,
+    key: str | None = SIGN_KEY_OPTION,
     annotations: list[str] | None = typer.Option(
         None, "--annotations", "-a", help="KEY=VALUE annotation to sign (repeatable)."
     ),
@@ -186,8 +274,30 @@ def sign_command(
     yes: bool = YES_OPTION,
     output: OutputFormat = OUTPUT_OPTION,
     allow_insecure_registry: bool = INSECURE_OPTION,
+    signing_server: str | None = SIGNING_SERVER_OPTION,
+    identity_token: str | None = IDENTITY_TOKEN_OPTION,
+    identity_token_file: Path | None = IDENTITY_TOKEN_FILE_OPTION,
 ) -> None:
-    """Sign IMAGE with a key file or a PKCS#11 key (cosign-compatible)."""
+    """Sign IMAGE with a key file or a PKCS#11 key (cosign-compatible), or in CI through the
+    signing service (--signing-server)."""
+    if signing_server is not None:
+        with reported(output):
+            notes = parse_annotations(annotations)
+        sign_through_server(
+            image,
+            signing_server,
+            "signature",
+            output,
+            key=key,
+            tlog_url=tlog_url,
+            identity_token=identity_token,
+            identity_token_file=identity_token_file,
+            legacy=legacy_tag,
+            insecure=allow_insecure_registry,
+            annotations=notes,
+        )
+        return
+    key = require_key(key, output)
     with reported(output), tlog_for(tlog_url, tlog_upload) as tlog:
         result = asyncio.run(
             _sign(
