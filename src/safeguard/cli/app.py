@@ -36,6 +36,7 @@ def _register() -> None:
         inventory,
         keys,
         policy,
+        push,
         quarantine,
         serve,
         sign,
