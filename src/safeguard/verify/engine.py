@@ -7,12 +7,20 @@ and returns one ``Verdict``: allowed when at least one signature satisfies the p
 accepts an image with any valid signature, with a reason and evidence for every signature looked
 at. ``verify_bundle`` does the same for a bundle file about a blob.
 
+With ``online`` (``safeguard.verify.online_log.OnlineLogCheck``), the log entries of every
+accepted signature are then checked against the live log, which refuses (with a named reason)
+signatures whose log was rewritten, rolled back or forked since; without it nothing leaves the
+machine but the registry reads, and the result may come from the cache.
+
 Only registry trouble raises (``Unreachable``, exit code 3; ``NotFound`` for a missing image);
 bad, forged or hostile signature material never does: it becomes a refused signature in the
 verdict with its named reason.
 """
 
 from __future__ import annotations
+
+import asyncio
+from typing import TYPE_CHECKING
 
 from safeguard.core.digest import Digest
 from safeguard.core.reference import Reference
@@ -22,6 +30,9 @@ from safeguard.verify.cache import VerdictCache
 from safeguard.verify.checks import Artifact, Candidate, Expectation, check
 from safeguard.verify.policy import TrustPolicy
 from safeguard.verify.verdict import Verdict
+
+if TYPE_CHECKING:
+    from safeguard.verify.online_log import OnlineLogCheck
 
 
 async def resolve_digest(client: RegistryClient, ref: Reference) -> Digest:
@@ -37,8 +48,13 @@ async def verify_image(
     expect: Expectation | None = None,
     *,
     cache: VerdictCache | None = None,
+    online: OnlineLogCheck | None = None,
 ) -> Verdict:
-    """Verify the signatures (or, with ``expect.attestation``, attestations) of ``ref``."""
+    """Verify the signatures (or, with ``expect.attestation``, attestations) of ``ref``.
+
+    ``online`` checks accepted signatures against the live log (and bypasses ``cache``)."""
+    if online is not None:
+        cache = None
     expectation = expect or Expectation()
     digest = await resolve_digest(client, ref)
     purpose: Purpose = "attestations" if expectation.attestation else "signatures"
@@ -53,15 +69,13 @@ async def verify_image(
             return hit
     found = await fetch_attached(client, ref.repository, listing)
     artifact = Artifact(digest, None, f"{ref.name}@{digest}")
-    checks = [
-        check(
-            Candidate(f.source, f.location, f.bundle_json, f.layer, f.annotations, f.error),
-            artifact,
-            policy,
-            expectation,
-        )
+    candidates = [
+        Candidate(f.source, f.location, f.bundle_json, f.layer, f.annotations, f.error)
         for f in found
     ]
+    checks = [check(c, artifact, policy, expectation) for c in candidates]
+    if online is not None:
+        await asyncio.to_thread(online.apply, list(zip(candidates, checks, strict=True)))
     verdict = Verdict.from_checks(artifact.name, checks, list(listing.problems))
     if cache is not None and key is not None:
         cache.put(key, verdict)
@@ -75,12 +89,12 @@ def verify_bundle(
     expect: Expectation | None = None,
     *,
     location: str = "<bundle>",
+    online: OnlineLogCheck | None = None,
 ) -> Verdict:
-    """Verify a bundle file about a blob (its bytes, or only its digest)."""
-    result = check(
-        Candidate("bundle", location, bundle_json=bundle_json),
-        artifact,
-        policy,
-        expect or Expectation(),
-    )
+    """Verify a bundle file about a blob (its bytes, or only its digest); ``online`` as for
+    ``verify_image``."""
+    candidate = Candidate("bundle", location, bundle_json=bundle_json)
+    result = check(candidate, artifact, policy, expect or Expectation())
+    if online is not None:
+        online.apply([(candidate, result)])
     return Verdict.from_checks(artifact.name or str(artifact.digest), [result])
