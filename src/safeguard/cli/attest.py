@@ -22,8 +22,8 @@ from safeguard.cli.output import OUTPUT_OPTION, OutputFormat, reported
 from safeguard.cli.sign import (
     IDENTITY_TOKEN_FILE_OPTION,
     IDENTITY_TOKEN_OPTION,
+    IMAGE_KEY_OPTION,
     LEGACY_OPTION,
-    SIGN_KEY_OPTION,
     SIGNING_SERVER_OPTION,
     TLOG_UPLOAD_OPTION,
     TLOG_URL_OPTION,
@@ -42,7 +42,8 @@ from safeguard.signing.sign import ImageSignResult, attest_image
 from safeguard.tlog.client import RekorClient
 from safeguard.verify.attestations import build_predicate, resolve_predicate_type
 
-PREDICATE_OPTION = typer.Option(
+PREDICATE_OPTION = typer.Option(..., "--predicate", help="Path to the predicate file.")
+IMAGE_PREDICATE_OPTION = typer.Option(
     None,
     "--predicate",
     help="Path to the predicate file (with --signing-server, default: provenance from the token).",
@@ -82,8 +83,8 @@ async def _attest(
 @app.command("attest")
 def attest_command(
     image: str = typer.Argument(..., help="REGISTRY/REPO@DIGEST (or :TAG)"),
-    key: str | None = SIGN_KEY_OPTION,
-    predicate: Path | None = PREDICATE_OPTION,
+    key: str | None = IMAGE_KEY_OPTION,
+    predicate: Path | None = IMAGE_PREDICATE_OPTION,
     type_: str = TYPE_OPTION,
     tlog_url: str | None = TLOG_URL_OPTION,
     tlog_upload: bool | None = TLOG_UPLOAD_OPTION,

@@ -53,7 +53,13 @@ from safeguard.signing.sign import ImageSignResult, sign_image
 from safeguard.tlog.client import RekorClient
 
 SIGN_KEY_OPTION = typer.Option(
-    None, "--key", help="cosign key file (cosign.key) or pkcs11: URI of the signing key."
+    ..., "--key", help="cosign key file (cosign.key) or pkcs11: URI of the signing key."
+)
+IMAGE_KEY_OPTION = typer.Option(
+    None,
+    "--key",
+    help="cosign key file (cosign.key) or pkcs11: URI of the signing key "
+    "(not with --signing-server).",
 )
 SIGNING_SERVER_OPTION = typer.Option(
     None,
@@ -264,7 +270,7 @@ def sign_command(
     image: str = typer.Argument(
         ..., help="REGISTRY/REPO@DIGEST (or :TAG, resolved with a warning)"
     ),
-    key: str | None = SIGN_KEY_OPTION,
+    key: str | None = IMAGE_KEY_OPTION,
     annotations: list[str] | None = typer.Option(
         None, "--annotations", "-a", help="KEY=VALUE annotation to sign (repeatable)."
     ),
