@@ -120,10 +120,19 @@ class AuditLog:
             ).scalars()
             ids_list = list(ids)
         for pending, event_id in zip(batch, ids_list, strict=True):
-            pending.future.set_result(int(event_id))
+            # ``Pending.set_result`` where the sequencer has it (it then wakes async waiters
+            # once per batch), else its concurrent future.
+            setter: Any = getattr(pending, "set_result", None)
+            if setter is None:
+                setter = getattr(pending, "future").set_result  # noqa: B009
+            setter(int(event_id))
 
     async def record(self, event: AuditEvent) -> int:
         """Store ``event``; returns its id once committed."""
+        submit_async = getattr(self._batcher, "submit_async", None)
+        if submit_async is not None:
+            event_id: int = await submit_async(event)
+            return event_id
         return await asyncio.wrap_future(self._batcher.submit(event))
 
     def record_sync(self, event: AuditEvent, timeout: float = 60.0) -> int:
