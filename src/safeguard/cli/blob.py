@@ -39,8 +39,11 @@ from safeguard.cli.verify import (
     ISSUER_OPTION,
     ISSUER_RE_OPTION,
     KEY_OPTION,
+    LOG_STATE_OPTION,
+    ONLINE_TLOG_OPTION,
     TRUSTED_ROOT_OPTION,
     build_policy,
+    online_check,
     report_failure,
 )
 from safeguard.core.digest import Digest, is_digest
@@ -154,17 +157,33 @@ def attest_blob_command(
 
 
 def _verify_blob(
-    file: str, bundle: Path, policy: TrustPolicy, expect: Expectation, output: OutputFormat
+    file: str,
+    bundle: Path,
+    policy: TrustPolicy,
+    expect: Expectation,
+    output: OutputFormat,
+    online: tuple[str | None, Path | None] = (None, None),
 ) -> None:
     with reported(output):
         artifact = read_artifact(file)
         raw = read_file(bundle, "bundle")
-        verdict = verify_bundle(raw, artifact, policy, expect, location=str(bundle))
+        with online_check(*online, policy) as check:
+            verdict = verify_bundle(
+                raw, artifact, policy, expect, location=str(bundle), online=check
+            )
     if not verdict.allowed:
         report_failure(verdict, output)
     if output is OutputFormat.json:
         emit_json(verdict.as_dict())
     else:
+        checked = [e["detail"]["onlineLog"] for e in verdict.verified if "onlineLog" in e["detail"]]
+        if checked:
+            err_console.print(
+                f"Log entries checked online at {checked[0]['url']} "
+                f"(tree size {checked[0]['treeSize']})",
+                highlight=False,
+                soft_wrap=True,
+            )
         err_console.print("Verified OK", highlight=False, soft_wrap=True)
 
 
@@ -181,6 +200,8 @@ def verify_blob_command(
     gh_ref: str | None = GH_REF_OPTION,
     trusted_root: Path | None = TRUSTED_ROOT_OPTION,
     insecure_ignore_tlog: bool = IGNORE_TLOG_OPTION,
+    tlog_url: str | None = ONLINE_TLOG_OPTION,
+    log_state: Path | None = LOG_STATE_OPTION,
     output: OutputFormat = OUTPUT_OPTION,
 ) -> None:
     """Verify a file against a bundle (message signature, or a DSSE statement naming it)."""
@@ -195,7 +216,9 @@ def verify_blob_command(
             ignore_tlog=insecure_ignore_tlog,
             extensions={"github-workflow-repository": gh_repository, "github-workflow-ref": gh_ref},
         )
-    _verify_blob(file, bundle, policy, Expectation(any_statement=True), output)
+    _verify_blob(
+        file, bundle, policy, Expectation(any_statement=True), output, (tlog_url, log_state)
+    )
 
 
 @app.command("verify-blob-attestation")
@@ -210,6 +233,8 @@ def verify_blob_attestation_command(
     certificate_oidc_issuer_regexp: str | None = ISSUER_RE_OPTION,
     trusted_root: Path | None = TRUSTED_ROOT_OPTION,
     insecure_ignore_tlog: bool = IGNORE_TLOG_OPTION,
+    tlog_url: str | None = ONLINE_TLOG_OPTION,
+    log_state: Path | None = LOG_STATE_OPTION,
     output: OutputFormat = OUTPUT_OPTION,
 ) -> None:
     """Verify an attestation bundle about a file (subject digest and predicate type)."""
@@ -224,4 +249,4 @@ def verify_blob_attestation_command(
             ignore_tlog=insecure_ignore_tlog,
         )
         predicate = resolve_predicate_type(type_) if type_ is not None else None
-    _verify_blob(file, bundle, policy, Expectation(True, predicate), output)
+    _verify_blob(file, bundle, policy, Expectation(True, predicate), output, (tlog_url, log_state))

@@ -8,6 +8,11 @@ as a JSON array on stdout and the checks performed on stderr. ``--output json`` 
 verdict (every signature looked at, the reason it was accepted or refused, the evidence) instead.
 Exit codes: 0 verified, 1 verification failed (reasons on stderr), 2 usage or input error,
 3 registry unreachable. The flags shared with ``verify-blob`` live here.
+
+``--tlog-url URL`` (with ``--trusted-root``) adds cosign's online log check: every accepted
+signature's log entry must still be in the log at URL, unchanged, in a history that extends the
+bundle's checkpoint (``safeguard.verify.online_log``); ``--log-state FILE`` also remembers the
+log's checkpoint between runs. A log that cannot be reached then exits 3 (``TLOG_UNREACHABLE``).
 """
 
 from __future__ import annotations
@@ -15,8 +20,10 @@ from __future__ import annotations
 import asyncio
 import json
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 
@@ -34,6 +41,9 @@ from safeguard.verify.identity import IdentityPolicy, Match
 from safeguard.verify.policy import TrustPolicy
 from safeguard.verify.trustroot import load_trust_material
 from safeguard.verify.verdict import Verdict
+
+if TYPE_CHECKING:
+    from safeguard.verify.online_log import OnlineLogCheck
 
 KEY_OPTION = typer.Option(
     None, "--key", help="Public key (cosign.pub, a certificate) or a pkcs11: URI."
@@ -69,6 +79,43 @@ IGNORE_TLOG_OPTION = typer.Option(
     "--insecure-ignore-tlog",
     help="Accept signatures without a verified transparency log entry.",
 )
+ONLINE_TLOG_OPTION = typer.Option(
+    None,
+    "--tlog-url",
+    "--rekor-url",
+    help="Also check online that the Rekor v1 log at this URL still holds each accepted "
+    "signature's entry unchanged, in a history extending the bundle's checkpoint (needs "
+    "--trusted-root; exit 3 if the log cannot be reached).",
+)
+LOG_STATE_OPTION = typer.Option(
+    None,
+    "--log-state",
+    help="With --tlog-url: the log checkpoint remembered between runs (tlog monitor's state "
+    "format); refuse a log that went back or forked since; moved forward after a clean check.",
+)
+
+
+@contextmanager
+def online_check(
+    url: str | None, state: Path | None, policy: TrustPolicy
+) -> Iterator[OnlineLogCheck | None]:
+    """The online log check ``--tlog-url``/``--log-state`` ask for, or None (offline)."""
+    if url is None:
+        if state is not None:
+            raise InvalidInput("--log-state needs --tlog-url")
+        yield None
+        return
+    if policy.trust is None or not policy.trust.has_logs:
+        raise InvalidInput(
+            "--tlog-url needs --trusted-root with the log's key",
+            hint="safeguard tlog export-trusted-root --url URL --out trusted_root.json",
+        )
+    if policy.ignore_tlog:
+        raise InvalidInput("--tlog-url checks the log; --insecure-ignore-tlog ignores it")
+    from safeguard.verify.online_log import OnlineLogCheck
+
+    with OnlineLogCheck(url, policy.trust, state_path=state) as check:
+        yield check
 
 
 def build_policy(
@@ -125,6 +172,14 @@ def checks_performed(verdict: Verdict, policy: TrustPolicy) -> list[str]:
     logged = any(t.get("verified") for e in verdict.verified for t in e.get("tlog", []))
     if logged:
         lines.append("Existence of the claims in the transparency log was verified offline")
+    online = [
+        e["detail"]["onlineLog"] for e in verdict.verified if "onlineLog" in e.get("detail", {})
+    ]
+    if online:
+        lines.append(
+            f"The log entries were checked online at {online[0]['url']}: unchanged, in a history "
+            f"consistent with the log's checkpoint of size {online[0]['treeSize']}"
+        )
     elif policy.require_tlog:
         lines.append("Transparency log entries were required")
     else:
@@ -157,11 +212,15 @@ def cosign_payload(evidence: dict[str, Any], reference: str, digest: str) -> Any
 
 
 async def _verify(
-    image: str, policy: TrustPolicy, expect: Expectation, allow_insecure: bool
+    image: str,
+    policy: TrustPolicy,
+    expect: Expectation,
+    allow_insecure: bool,
+    online: OnlineLogCheck | None = None,
 ) -> Verdict:
     ref = Reference.parse(image)
     async with RegistryClient.for_reference(ref, allow_insecure=allow_insecure) as client:
-        return await verify_image(client, ref, policy, expect)
+        return await verify_image(client, ref, policy, expect, online=online)
 
 
 @app.command("verify")
@@ -179,6 +238,8 @@ def verify_command(
     gh_ref: str | None = GH_REF_OPTION,
     trusted_root: Path | None = TRUSTED_ROOT_OPTION,
     insecure_ignore_tlog: bool = IGNORE_TLOG_OPTION,
+    tlog_url: str | None = ONLINE_TLOG_OPTION,
+    log_state: Path | None = LOG_STATE_OPTION,
     output: OutputFormat = OUTPUT_OPTION,
     allow_insecure_registry: bool = INSECURE_OPTION,
 ) -> None:
@@ -200,7 +261,10 @@ def verify_command(
                 "github-workflow-ref": gh_ref,
             },
         )
-        verdict = asyncio.run(_verify(image, policy, Expectation(), allow_insecure_registry))
+        with online_check(tlog_url, log_state, policy) as online:
+            verdict = asyncio.run(
+                _verify(image, policy, Expectation(), allow_insecure_registry, online)
+            )
     if not verdict.allowed:
         report_failure(verdict, output)
     if output is OutputFormat.json:
@@ -234,6 +298,8 @@ def verify_attestation_command(
     gh_ref: str | None = GH_REF_OPTION,
     trusted_root: Path | None = TRUSTED_ROOT_OPTION,
     insecure_ignore_tlog: bool = IGNORE_TLOG_OPTION,
+    tlog_url: str | None = ONLINE_TLOG_OPTION,
+    log_state: Path | None = LOG_STATE_OPTION,
     output: OutputFormat = OUTPUT_OPTION,
     allow_insecure_registry: bool = INSECURE_OPTION,
 ) -> None:
@@ -250,9 +316,12 @@ def verify_attestation_command(
             extensions={"github-workflow-repository": gh_repository, "github-workflow-ref": gh_ref},
         )
         predicate = resolve_predicate_type(type_) if type_ is not None else None
-        verdict = asyncio.run(
-            _verify(image, policy, Expectation(True, predicate), allow_insecure_registry)
-        )
+        with online_check(tlog_url, log_state, policy) as online:
+            verdict = asyncio.run(
+                _verify(
+                    image, policy, Expectation(True, predicate), allow_insecure_registry, online
+                )
+            )
     if not verdict.allowed:
         report_failure(verdict, output)
     if output is OutputFormat.json:
