@@ -32,6 +32,7 @@ def _register() -> None:
         attest,
         blob,
         copy,
+        custody,
         gateway,
         inventory,
         keys,

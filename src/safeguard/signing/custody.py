@@ -188,7 +188,10 @@ def key_uri(token: PKCS11URI, label: str, key_id: bytes) -> str:
     path["object"] = label.encode("utf-8")
     path["id"] = key_id
     query = {k: v for k, v in token.query.items() if k in ("module-path", "pin-source")}
-    text = "pkcs11:" + ";".join(f"{k}={_quote(v)}" for k, v in path.items())
+    text = "pkcs11:" + ";".join(
+        f"{k}={''.join(f'%{b:02x}' for b in v) if k == 'id' else _quote(v)}"
+        for k, v in path.items()
+    )
     if query:
         text += "?" + "&".join(f"{k}={_quote(v)}" for k, v in query.items())
     return text
@@ -629,3 +632,30 @@ def policy_key_times(
                 )
             )
     return out
+
+
+class CustodyView:
+    """Custody records and the policy's own key times together (``key_status_at`` of both, the
+    stricter answer winning): what ``verify.custody_check.apply_custody`` should be given."""
+
+    def __init__(
+        self,
+        custody: KeyCustody,
+        policy: Any | None = None,
+        read: Callable[[str], bytes] | None = None,
+    ) -> None:
+        self.custody = custody
+        self.extra: dict[str, list[KeyTimes]] = {}
+        if policy is not None:
+            known = {r.name: r.key_id for r in custody.records()}
+            self.extra = policy_key_times(policy, read or _no_files, known)
+
+    def key_status_at(self, key_id: str, log_time: datetime) -> KeyState:
+        return self.custody.key_status_at(key_id, log_time, extra=self.extra)
+
+    def times_for(self, key_id: str) -> list[KeyTimes]:
+        return [*self.custody.times_for(key_id), *self.extra.get(key_id, ())]
+
+
+def _no_files(path: str) -> bytes:
+    raise KeyError(path)
