@@ -237,8 +237,9 @@ class _Head:
 class OnlineLogCheck:
     """Online checks of log entries against the log at ``url``; see the module docstring.
 
-    One instance serves one verification run: the current checkpoint is fetched once. ``apply``
-    refuses accepted signatures whose entries fail; ``check_entry`` checks one entry."""
+    One instance serves one verification run: the current checkpoint is fetched once (and read
+    again once, ``lag_grace`` seconds later, before a rollback is declared). ``apply`` refuses
+    accepted signatures whose entries fail; ``check_entry`` checks one entry."""
 
     def __init__(
         self,
@@ -249,6 +250,7 @@ class OnlineLogCheck:
         client: httpx.Client | None = None,
         timeout: float = DEFAULT_TIMEOUT,
         retries: int = 2,
+        lag_grace: float = 1.0,
     ) -> None:
         if not trust.has_logs:
             raise InvalidInput(
@@ -263,6 +265,8 @@ class OnlineLogCheck:
         self.url = self.reader.url
         self._note: bytes | None = None
         self._heads: dict[bytes, _Head | CheckFailed] = {}
+        self.lag_grace = lag_grace
+        self._reread_done = False
         self.failures = 0
 
     def close(self) -> None:
@@ -350,46 +354,74 @@ class OnlineLogCheck:
                 f"log entry {entry.log_index} is from log {entry.log_id.hex()}, which the "
                 "trusted root does not list",
             )
-        head = self._head(log).checkpoint
         where = f"log entry {entry.log_index}"
+        try:
+            head = self._head(log).checkpoint
+        except CheckFailed as exc:  # behind the remembered checkpoint: maybe a lagging replica
+            if exc.reason_code != OnlineReason.ROLLED_BACK.value or self._reread_done:
+                raise
+            head = self._reread(log)
+        problem = self._history(entry, head, where)
+        if problem is not None and problem.reason_code == OnlineReason.ROLLED_BACK.value:
+            # A replica behind a load balancer may still answer a tree older than one its log
+            # already signed (Safeguard's processes catch up within half a second): ask again.
+            head = self._reread(log)
+            problem = self._history(entry, head, where)
+        if problem is not None:
+            raise problem
         evidence: dict[str, Any] = {
             "url": self.url,
             "treeSize": head.size,
             "rootHash": head.root_hash.hex(),
             "origin": head.origin,
         }
-        proof = entry.inclusion_proof
-        if proof is not None:
-            if proof.checkpoint is not None:
-                try:
-                    origin = parse_signed_checkpoint(proof.checkpoint.encode("utf-8"))[0].origin
-                except SafeguardError as exc:
-                    raise CheckFailed(
-                        "TLOG_CHECKPOINT_INVALID", f"{where}: {exc.message}"
-                    ) from None
-                if origin != head.origin:
-                    raise _fail(
-                        OnlineReason.FORKED,
-                        f"{where}: the bundle's checkpoint is for {origin!r}, the log at "
-                        f"{self.url} now signs for {head.origin!r}",
-                    )
-            problem = extension_problem(self._consistency, proof.tree_size, proof.root_hash, head)
-            if problem is not None:
-                raise _fail(
-                    _HISTORY[problem[0]],
-                    f"{where}: the log at {self.url} does not extend the bundle's checkpoint of "
-                    f"size {proof.tree_size}: {problem[1]}",
-                )
-            evidence["bundleTreeSize"] = proof.tree_size
-        elif head.size <= entry.log_index:
-            raise _fail(
-                OnlineReason.ROLLED_BACK,
-                f"{where}: the log at {self.url} has a tree of size {head.size}, which no longer "
-                "holds it",
-            )
+        if entry.inclusion_proof is not None:
+            evidence["bundleTreeSize"] = entry.inclusion_proof.tree_size
         evidence["inclusionTreeSize"] = self._same_entry(entry, log, head, where)
         evidence["entry"] = "unchanged"
         return evidence
+
+    def _reread(self, log: LogKey) -> Checkpoint:
+        """The log's checkpoint read again, once per run, ``lag_grace`` seconds later."""
+        if not self._reread_done:
+            self._reread_done = True
+            time.sleep(self.lag_grace)
+            self._note = None
+            self._heads.clear()
+        return self._head(log).checkpoint
+
+    def _history(
+        self, entry: TransparencyLogEntry, head: Checkpoint, where: str
+    ) -> CheckFailed | None:
+        """Why ``head`` is not a history that holds the entry as the bundle saw it, or None."""
+        proof = entry.inclusion_proof
+        if proof is None:
+            if head.size <= entry.log_index:
+                return _fail(
+                    OnlineReason.ROLLED_BACK,
+                    f"{where}: the log at {self.url} has a tree of size {head.size}, which no "
+                    "longer holds it",
+                )
+            return None
+        if proof.checkpoint is not None:
+            try:
+                origin = parse_signed_checkpoint(proof.checkpoint.encode("utf-8"))[0].origin
+            except SafeguardError as exc:
+                return CheckFailed("TLOG_CHECKPOINT_INVALID", f"{where}: {exc.message}")
+            if origin != head.origin:
+                return _fail(
+                    OnlineReason.FORKED,
+                    f"{where}: the bundle's checkpoint is for {origin!r}, the log at "
+                    f"{self.url} now signs for {head.origin!r}",
+                )
+        problem = extension_problem(self._consistency, proof.tree_size, proof.root_hash, head)
+        if problem is None:
+            return None
+        return _fail(
+            _HISTORY[problem[0]],
+            f"{where}: the log at {self.url} does not extend the bundle's checkpoint of size "
+            f"{proof.tree_size}: {problem[1]}",
+        )
 
     def _same_entry(
         self, entry: TransparencyLogEntry, log: LogKey, head: Checkpoint, where: str

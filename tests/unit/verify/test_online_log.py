@@ -124,7 +124,8 @@ def verify(
     ignore_tlog: bool = False,
 ) -> Verdict:
     policy = TrustPolicy(keys=(SIGNER.public_key,), trust=trust, ignore_tlog=ignore_tlog)
-    with OnlineLogCheck(URL, trust, state_path=state, client=client, retries=1) as online:
+    online = OnlineLogCheck(URL, trust, state_path=state, client=client, retries=1, lag_grace=0.01)
+    with online:
         return verify_bundle(bundle, Artifact(Digest.of(data), data, "f"), policy, online=online)
 
 
@@ -346,3 +347,33 @@ def test_usage_and_unlogged_signatures(signed: tuple[Path, TrustMaterial, list[b
         # Signatures refused offline are not checked online (and keep their reason).
         wrong = verify(client, bundles[1], b"blob 2", trust)
         assert refused(wrong)[0] == "DIGEST_MISMATCH"
+
+
+def test_a_lagging_answer_is_read_again(tmp_path: Path) -> None:
+    """A replica that still serves an older (genuine) checkpoint once is not a rollback; one
+    that keeps serving it is."""
+    data = tmp_path / "log"
+    with log(data) as client:
+        sign(client, b"first")
+        old = client.get("/api/v1/log").content
+        bundle = sign(client, b"second")
+        trust = trust_of(client)
+    answers: list[bytes] = []
+
+    def lagging(times: int) -> Edit:
+        def edit(at: str, status: int, answer: bytes) -> tuple[int, bytes]:
+            if at == "/api/v1/log":
+                answers.append(answer)
+                if len(answers) <= times:
+                    return status, old
+            return status, answer
+
+        return edit
+
+    with log(data, lagging(1)) as client:
+        assert verify(client, bundle, b"second", trust).allowed
+    assert len(answers) == 2
+    answers.clear()
+    with log(data, lagging(2)) as client:
+        code, reason = refused(verify(client, bundle, b"second", trust))
+        assert code == "TLOG_ROLLED_BACK" and "went back from size 2 to 1" in reason
