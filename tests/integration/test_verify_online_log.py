@@ -38,6 +38,7 @@ from tests.unit.oci.artifacts import image, push
 from tests.unit.verify.tlog_tamper import rewrite_entry, truncate
 
 PASSWORD = "online log"
+PREDICATE = Path(__file__).parents[1] / "fixtures/vectors/sigstore-python/slsa_predicate_v1_0.json"
 runner = CliRunner()
 
 
@@ -135,6 +136,18 @@ def test_clean_log_passes_and_a_log_down_exits_3(tmp_path: Path, keys: tuple[Pat
         text = run("verify-blob", "--key", str(log.pub), "--trusted-root", str(log.root),
                    "--bundle", str(bundle), "--tlog-url", url, str(artifact))  # fmt: skip
         assert text.exit_code == 0 and f"checked online at {url} (tree size 4)" in text.stderr
+        # Blob attestations too.
+        attestation = artifact.with_suffix(".att.json")
+        made = run("attest-blob", "--key", str(log.key), "--tlog-url", url, "--predicate",
+                   str(PREDICATE), "--type", "slsaprovenance1", "--bundle", str(attestation),
+                   str(artifact))  # fmt: skip
+        assert made.exit_code == 0, made.output
+        attested = run("verify-blob-attestation", "--key", str(log.pub), "--trusted-root",
+                       str(log.root), "--type", "slsaprovenance1", "--bundle", str(attestation),
+                       "--tlog-url", url, "-o", "json", str(artifact))  # fmt: skip
+        assert attested.exit_code == 0, attested.output
+        (item,) = json.loads(attested.stdout)["evidence"]
+        assert item["tlog"][0]["online"]["treeSize"] == 5
         # Usage errors: a state without a URL, a URL without the log's key.
         assert log.verify(log.blobs[1], "--log-state", str(tmp_path / "s.json")).exit_code == 2
         no_root = run("verify-blob", "--key", str(log.pub), "--bundle", str(log.blobs[1][1]),
@@ -210,11 +223,15 @@ def test_image_signatures_checked_one_by_one(tmp_path: Path, keys: tuple[Path, P
                      f"{host}/online/app@{digest}")  # fmt: skip
         assert signed.exit_code == 0, signed.output
         indexes = {e["kind"]: e["logIndex"] for e in json.loads(signed.stdout)["tlog"]}
+        attested = run("attest", "--key", str(key), "--tlog-url", url, "--predicate",
+                       str(PREDICATE), "--type", "slsaprovenance1",
+                       f"{host}/online/app@{digest}")  # fmt: skip
+        assert attested.exit_code == 0, attested.output
 
-    def verify(url: str) -> Any:
+    def verify(url: str, command: str = "verify", *extra: str) -> Any:
         host = url.removeprefix("http://")
-        return run("verify", "--key", str(pub), "--trusted-root", str(log.root), "-o", "json",
-                   "--tlog-url", url, f"{host}/online/app@{digest}")  # fmt: skip
+        return run(command, "--key", str(pub), "--trusted-root", str(log.root), "-o", "json",
+                   "--tlog-url", url, *extra, f"{host}/online/app@{digest}")  # fmt: skip
 
     with serving(log.data) as url:
         clean = verify(url)
@@ -235,3 +252,8 @@ def test_image_signatures_checked_one_by_one(tmp_path: Path, keys: tuple[Path, P
         assert both.exit_code == 1
         codes = [i["code"] for i in json.loads(both.stdout)["evidence"]]
         assert codes == ["TLOG_ENTRY_REWRITTEN"] * 2
+        # The attestations' entries are untouched: verify-attestation checks them online too.
+        att = verify(url, "verify-attestation", "--type", "slsaprovenance1")
+        assert att.exit_code == 0, att.output
+        items = json.loads(att.stdout)["evidence"]
+        assert items and all(i["tlog"][0]["online"]["entry"] == "unchanged" for i in items)
