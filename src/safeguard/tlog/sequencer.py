@@ -1,26 +1,27 @@
 """Batching for the log's sequencer: concurrent submissions become one transaction per batch.
 
-A single thread takes submissions from a queue. When the first one arrives it keeps collecting
-for up to ``max_wait`` seconds or until ``max_batch`` are waiting, then hands the whole batch to
+A single thread takes submissions from a queue. When the first one arrives it lets more collect
+for ``max_wait`` seconds, then takes up to ``max_batch`` of those waiting and hands the batch to
 ``commit`` (which assigns contiguous indexes, writes entries, node hashes and the new signed
 checkpoint in one database transaction). While a batch commits, the next one accumulates, so the
 throughput grows with concurrency while a lone submission waits at most ``max_wait`` plus one
-commit. Each submission has a ``concurrent.futures.Future`` that ``commit`` resolves (or fails);
-async callers await it with ``asyncio.wrap_future``, which works from any event loop.
+commit. ``commit`` resolves (or fails) each submission's ``Pending``: a thread's
+``concurrent.futures.Future`` at once, and a coroutine's asyncio future on its own event loop
+after the batch, with one ``call_soon_threadsafe`` per batch and loop.
 
 Trillian's log signer and Tessera's integrator batch the same way (sequence many, sign once).
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import queue
 import threading
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future
-from dataclasses import dataclass, field
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 from safeguard.core.errors import SafeguardError, Unreachable
 
@@ -30,10 +31,60 @@ T = TypeVar("T")
 R = TypeVar("R")
 
 
-@dataclass(slots=True)
 class Pending(Generic[T, R]):
-    item: T
-    future: Future[R] = field(default_factory=Future)
+    """One submission: its item and where its outcome goes.
+
+    A thread waits on ``future`` (a ``concurrent.futures.Future``, set at once). A coroutine
+    waits on ``waiter``, an asyncio future of its own event loop: its outcome is recorded here
+    and handed over by ``Batcher`` with one thread-safe wake-up per batch and loop, rather than
+    a Future, a lock and a wake-up per entry.
+    """
+
+    __slots__ = ("_done", "error", "future", "item", "loop", "value", "waiter")
+
+    def __init__(
+        self,
+        item: T,
+        *,
+        loop: asyncio.AbstractEventLoop | None = None,
+        waiter: asyncio.Future[R] | None = None,
+    ) -> None:
+        self.item = item
+        self.loop = loop
+        self.waiter = waiter
+        self.future: Future[R] | None = Future() if waiter is None else None
+        self.value: R | None = None
+        self.error: BaseException | None = None
+        self._done = False
+
+    def done(self) -> bool:
+        return self._done
+
+    def set_result(self, value: R) -> None:
+        self._done = True
+        if self.future is not None:
+            self.future.set_result(value)
+        else:
+            self.value = value
+
+    def set_exception(self, exc: BaseException) -> None:
+        self._done = True
+        if self.future is not None:
+            self.future.set_exception(exc)
+        else:
+            self.error = exc
+
+
+def _settle(pendings: list[Pending[Any, Any]]) -> None:
+    """On the waiters' event loop: hand each its outcome (a cancelled waiter is left alone)."""
+    for pending in pendings:
+        waiter = pending.waiter
+        if waiter is None or waiter.done():
+            continue
+        if pending.error is not None:
+            waiter.set_exception(pending.error)
+        else:
+            waiter.set_result(pending.value)
 
 
 class SequencerStopped(Unreachable):
@@ -48,7 +99,7 @@ class Batcher(Generic[T, R]):
         commit: Callable[[Sequence[Pending[T, R]]], None],
         *,
         max_batch: int = 1024,
-        max_wait: float = 0.005,
+        max_wait: float = 0.002,
         name: str = "tlog-sequencer",
     ) -> None:
         self._commit = commit
@@ -63,27 +114,51 @@ class Batcher(Generic[T, R]):
         self.items = 0
 
     def submit(self, item: T) -> Future[R]:
+        """Queue ``item`` for a thread: the future resolves once its batch has committed."""
         pending: Pending[T, R] = Pending(item)
-        with self._lock:
-            if self._stopped:
-                pending.future.set_exception(SequencerStopped("the log is shutting down"))
-                return pending.future
-            self._queue.put(pending)
+        assert pending.future is not None
+        self._enqueue(pending)
         return pending.future
+
+    async def submit_async(self, item: T) -> R:
+        """Queue ``item`` and wait for its batch on the running event loop."""
+        loop = asyncio.get_running_loop()
+        waiter: asyncio.Future[R] = loop.create_future()
+        self._enqueue(Pending(item, loop=loop, waiter=waiter))
+        return await waiter
+
+    def _enqueue(self, pending: Pending[T, R]) -> None:
+        with self._lock:
+            if not self._stopped:
+                self._queue.put(pending)
+                return
+        pending.set_exception(SequencerStopped("the log is shutting down"))
+        self._deliver([pending])
+
+    @staticmethod
+    def _deliver(batch: Sequence[Pending[T, R]]) -> None:
+        """Wake the event loops that wait on this batch, once each."""
+        by_loop: dict[asyncio.AbstractEventLoop, list[Pending[T, R]]] = {}
+        for pending in batch:
+            if pending.loop is not None:
+                by_loop.setdefault(pending.loop, []).append(pending)
+        for loop, pendings in by_loop.items():
+            try:
+                loop.call_soon_threadsafe(_settle, pendings)
+            except RuntimeError:  # the loop is closed: nobody is waiting any more
+                continue
 
     def _collect(self) -> tuple[list[Pending[T, R]], bool]:
         first = self._queue.get()
         if first is None:
             return [], True
+        if self._max_wait > 0 and self._max_batch > 1:
+            # Sleep through the window, then take what came: cheaper than waking per arrival.
+            time.sleep(self._max_wait)
         batch = [first]
-        deadline = time.monotonic() + self._max_wait
         while len(batch) < self._max_batch:
-            remaining = deadline - time.monotonic()
             try:
-                if remaining > 0:
-                    nxt = self._queue.get(timeout=remaining)
-                else:
-                    nxt = self._queue.get_nowait()
+                nxt = self._queue.get_nowait()
             except queue.Empty:
                 break
             if nxt is None:
@@ -108,15 +183,16 @@ class Batcher(Generic[T, R]):
                 self.batches += 1
                 self.items += len(batch)
             for pending in batch:
-                if not pending.future.done():
-                    pending.future.set_exception(Unreachable("the entry was not sequenced"))
+                if not pending.done():
+                    pending.set_exception(Unreachable("the entry was not sequenced"))
+            self._deliver(batch)
         self._drain()
 
     @staticmethod
     def _fail(batch: Sequence[Pending[T, R]], exc: BaseException) -> None:
         for pending in batch:
-            if not pending.future.done():
-                pending.future.set_exception(exc)
+            if not pending.done():
+                pending.set_exception(exc)
 
     def _drain(self) -> None:
         while True:
@@ -124,8 +200,9 @@ class Batcher(Generic[T, R]):
                 pending = self._queue.get_nowait()
             except queue.Empty:
                 return
-            if pending is not None and not pending.future.done():
-                pending.future.set_exception(SequencerStopped("the log is shutting down"))
+            if pending is not None and not pending.done():
+                pending.set_exception(SequencerStopped("the log is shutting down"))
+                self._deliver([pending])
 
     def close(self, timeout: float = 30.0) -> None:
         """Finish the batch in progress and what is queued, then stop the thread."""

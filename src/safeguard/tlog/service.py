@@ -23,7 +23,6 @@ sigstore-go verify it.
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import logging
 import secrets
@@ -119,7 +118,9 @@ class Integrated:
 class LogConfig:
     hostname: str = DEFAULT_HOSTNAME
     max_batch: int = 1024
-    max_wait: float = 0.005
+    # 2 ms rather than 5: a commit (one fsync) already lets the next batch gather, and over
+    # HTTP (bench/tlog.py) 2 ms gave more appends/s and lower p99 at 1, 8 and 64 clients.
+    max_wait: float = 0.002
     tile_cache: int = 2048
     entry_cache: int = 32768
     refresh_interval: float = 0.5
@@ -299,7 +300,7 @@ class TransparencyLog:
         return self._ensure_batcher().submit(entry)
 
     async def add(self, entry: PreparedEntry) -> Integrated:
-        return await asyncio.wrap_future(self.submit(entry))
+        return await self._ensure_batcher().submit_async(entry)
 
     def add_sync(self, entry: PreparedEntry, timeout: float = 60.0) -> Integrated:
         return self.submit(entry).result(timeout)
@@ -356,10 +357,10 @@ class TransparencyLog:
                         row.api_version,
                         row.signed_entry_timestamp,
                     )
-                    pending.future.set_result(Integrated(stored, head))
+                    pending.set_result(Integrated(stored, head))
                 else:
                     index = row.index if row is not None else existing[leaf]
-                    pending.future.set_exception(DuplicateEntry(self.entry_id(leaf), index))
+                    pending.set_exception(DuplicateEntry(self.entry_id(leaf), index))
 
     def _sequence(
         self, by_leaf: dict[bytes, list[Pending[PreparedEntry, Integrated]]]

@@ -96,10 +96,12 @@ def _aware(value: datetime) -> datetime:
 # --- state -----------------------------------------------------------------------------------
 
 
+_READ_STATE: Final = sa.select(STATE).where(STATE.c.id == STATE_ROW_ID)
+_LOCK_STATE: Final = _READ_STATE.with_for_update()
+
+
 def read_state(conn: Connection, *, for_update: bool = False) -> LogState | None:
-    stmt = sa.select(STATE).where(STATE.c.id == STATE_ROW_ID)
-    if for_update and conn.dialect.name == "postgresql":
-        stmt = stmt.with_for_update()
+    stmt = _LOCK_STATE if for_update and conn.dialect.name == "postgresql" else _READ_STATE
     row = conn.execute(stmt).mappings().first()
     if row is None:
         return None
@@ -130,11 +132,27 @@ def insert_state(conn: Connection, state: LogState) -> None:
     )
 
 
+_UPDATE_STATE: Final = (
+    sa.update(STATE)
+    .where(STATE.c.id == STATE_ROW_ID)
+    .values(
+        size=sa.bindparam("new_size"),
+        root_hash=sa.bindparam("new_root"),
+        checkpoint=sa.bindparam("new_note"),
+        updated_at=sa.bindparam("new_time"),
+    )
+)
+
+
 def update_state(conn: Connection, size: int, root_hash: bytes, checkpoint: str) -> None:
     conn.execute(
-        sa.update(STATE)
-        .where(STATE.c.id == STATE_ROW_ID)
-        .values(size=size, root_hash=root_hash, checkpoint=checkpoint, updated_at=datetime.now(UTC))
+        _UPDATE_STATE,
+        {
+            "new_size": size,
+            "new_root": root_hash,
+            "new_note": checkpoint,
+            "new_time": datetime.now(UTC),
+        },
     )
 
 
@@ -216,8 +234,28 @@ def indexes_by_data_hash(conn: Connection, data_hash: str, limit: int = 1000) ->
     return [int(i) for i in conn.execute(stmt).scalars()]
 
 
+def _marks(conn: Connection, count: int) -> str | None:
+    """Positional placeholders for ``count`` values in the driver's own style, or None."""
+    style = conn.dialect.paramstyle
+    if style == "qmark":
+        return ",".join("?" * count)
+    if style in ("format", "pyformat"):
+        return ",".join(["%s"] * count)
+    return None
+
+
+_ENTRY_INSERT_COLUMNS: Final = (
+    "idx, leaf_hash, body, integrated_time, kind, api_version, data_hash, signed_entry_timestamp"
+)
+
+
 def insert_entries(conn: Connection, entries: Sequence[NewEntry]) -> None:
-    if entries:
+    """Insert new entry rows (the sequencer's batch) with one driver-level ``executemany``:
+    the rows are plain values, so SQLAlchemy's per-row bind processing is skipped."""
+    if not entries:
+        return
+    marks = _marks(conn, 8)
+    if marks is None:
         conn.execute(
             sa.insert(ENTRIES),
             [
@@ -234,6 +272,23 @@ def insert_entries(conn: Connection, entries: Sequence[NewEntry]) -> None:
                 for e in entries
             ],
         )
+        return
+    conn.exec_driver_sql(
+        f"INSERT INTO {ENTRIES.name} ({_ENTRY_INSERT_COLUMNS}) VALUES ({marks})",
+        [
+            (
+                e.index,
+                e.leaf_hash,
+                e.body,
+                e.integrated_time,
+                e.kind,
+                e.api_version,
+                e.data_hash,
+                e.signed_entry_timestamp,
+            )
+            for e in entries
+        ],
+    )
 
 
 # --- nodes -----------------------------------------------------------------------------------
@@ -253,11 +308,19 @@ _NODE_RANGE: Final = (
 
 
 def insert_nodes(conn: Connection, nodes: Sequence[tuple[NodeID, bytes]]) -> None:
-    if nodes:
+    if not nodes:
+        return
+    marks = _marks(conn, 3)
+    if marks is None:
         conn.execute(
             sa.insert(NODES),
             [{"level": n.level, "idx": n.index, "hash": h} for n, h in nodes],
         )
+        return
+    conn.exec_driver_sql(
+        f"INSERT INTO {NODES.name} (level, idx, hash) VALUES ({marks})",
+        [(n.level, n.index, h) for n, h in nodes],
+    )
 
 
 def read_nodes(conn: Connection, ids: Sequence[NodeID]) -> list[bytes]:
@@ -319,11 +382,13 @@ class SqlHashStore:
 # --- checkpoints -----------------------------------------------------------------------------
 
 
+_INSERT_CHECKPOINT: Final = sa.insert(CHECKPOINTS)
+
+
 def insert_checkpoint(conn: Connection, size: int, root_hash: bytes, note: str) -> None:
     conn.execute(
-        sa.insert(CHECKPOINTS).values(
-            size=size, root_hash=root_hash, note=note, created_at=datetime.now(UTC)
-        )
+        _INSERT_CHECKPOINT,
+        {"size": size, "root_hash": root_hash, "note": note, "created_at": datetime.now(UTC)},
     )
 
 
