@@ -39,6 +39,7 @@ def _register() -> None:
         policy,
         push,
         quarantine,
+        release,
         serve,
         sign,
         tlog,
