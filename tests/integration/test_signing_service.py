@@ -365,3 +365,31 @@ def test_audit_claims_never_hold_the_token(env: ServiceEnv) -> None:
     for event in env.audit.events():
         text = json.dumps(event)
         assert "eyJ" not in text  # no JWT segment ever reaches the audit trail
+
+
+async def test_an_hsm_that_does_not_open_is_503_and_retried(
+    hsm: SigningHSM, oidc_issuer: ServedIssuer, tmp_path: Path
+) -> None:
+    wrong = tmp_path / "wrong-pin"
+    wrong.write_text("0000")
+    broken = (
+        f"pkcs11:token=jdoe-token;object=release?module-path={softhsm.MODULE}"
+        f"&pin-source=file:{wrong}"
+    )
+    text = policy_text(hsm, oidc_issuer.url).replace(hsm.key_ref("team-b"), broken)
+    built = build_service(tmp_path / "data", text)
+    token = oidc_issuer.github_token(repository="org/team-b")
+    try:
+        with pytest.raises(SafeguardError) as info:
+            await built.service.sign(token, body(f"{REGISTRY}/team-b/app"), client="t")
+        assert info.value.code == "SIGNING_KEY_UNAVAILABLE" and http_status(info.value) == 503
+        assert "PKCS11_PIN_INVALID" in info.value.message and "0000" not in info.value.message
+        assert built.audit.events(limit=1)[0]["status"] == 503
+        # Nothing was cached: once the PIN file is right, the next request signs.
+        from tests.unit.signing.env import RELEASE_PIN
+
+        wrong.write_text(RELEASE_PIN)
+        result = await built.service.sign(token, body(f"{REGISTRY}/team-b/app"), client="t")
+        assert result.identity == "team-b-release"
+    finally:
+        built.close()

@@ -22,7 +22,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from safeguard.core.errors import SafeguardError
 from safeguard.identity import IdentityVerifier, OIDCRequirement, Platform, StaticJWKS
 from safeguard.identity.jwks import JWKSet, JWKSSource
 from safeguard.policy import Identity, IdentityKind, LoadedPolicy, Policy, PolicyStore, TrustKey
@@ -161,8 +160,5 @@ class PolicySource:
             return current
         with self._lock:
             if self._current is None or self._current.version != version:
-                try:
-                    self._current = SigningPolicy(version, active.policy, active.files)
-                except SafeguardError:
-                    raise
+                self._current = SigningPolicy(version, active.policy, active.files)
             return self._current
