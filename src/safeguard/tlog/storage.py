@@ -234,61 +234,71 @@ def indexes_by_data_hash(conn: Connection, data_hash: str, limit: int = 1000) ->
     return [int(i) for i in conn.execute(stmt).scalars()]
 
 
-def _marks(conn: Connection, count: int) -> str | None:
-    """Positional placeholders for ``count`` values in the driver's own style, or None."""
-    style = conn.dialect.paramstyle
-    if style == "qmark":
-        return ",".join("?" * count)
-    if style in ("format", "pyformat"):
-        return ",".join(["%s"] * count)
-    return None
-
-
+_MAX_VARIABLES: Final = 999
+"""Bound parameters per statement: SQLite's historical limit, well under PostgreSQL's."""
 _ENTRY_INSERT_COLUMNS: Final = (
-    "idx, leaf_hash, body, integrated_time, kind, api_version, data_hash, signed_entry_timestamp"
+    "idx",
+    "leaf_hash",
+    "body",
+    "integrated_time",
+    "kind",
+    "api_version",
+    "data_hash",
+    "signed_entry_timestamp",
 )
 
 
+def _placeholder(conn: Connection) -> str | None:
+    """The driver's positional placeholder (sqlite3: ``?``, psycopg: ``%s``), if it has one."""
+    style = conn.dialect.paramstyle
+    if style == "qmark":
+        return "?"
+    if style in ("format", "pyformat"):
+        return "%s"
+    return None
+
+
+def _insert_rows(
+    conn: Connection, table: sa.Table, columns: Sequence[str], rows: Sequence[tuple[Any, ...]]
+) -> bool:
+    """Insert ``rows`` with multi-row ``INSERT … VALUES (…), (…)`` statements of plain values
+    (one statement per 999 values): one round trip per chunk instead of one per row, and none
+    of SQLAlchemy's per-row bind processing. False if the driver's placeholder style is not a
+    positional one this function writes (the caller then uses SQLAlchemy)."""
+    mark = _placeholder(conn)
+    if mark is None:
+        return False
+    group = "(" + ",".join([mark] * len(columns)) + ")"
+    head = f"INSERT INTO {table.name} ({', '.join(columns)}) VALUES "
+    per_statement = max(1, _MAX_VARIABLES // len(columns))
+    for start in range(0, len(rows), per_statement):
+        chunk = rows[start : start + per_statement]
+        params = tuple(value for row in chunk for value in row)
+        conn.exec_driver_sql(head + ",".join([group] * len(chunk)), params)
+    return True
+
+
 def insert_entries(conn: Connection, entries: Sequence[NewEntry]) -> None:
-    """Insert new entry rows (the sequencer's batch) with one driver-level ``executemany``:
-    the rows are plain values, so SQLAlchemy's per-row bind processing is skipped."""
+    """Insert the sequencer's new entry rows (see ``_insert_rows``)."""
     if not entries:
         return
-    marks = _marks(conn, 8)
-    if marks is None:
-        conn.execute(
-            sa.insert(ENTRIES),
-            [
-                {
-                    "idx": e.index,
-                    "leaf_hash": e.leaf_hash,
-                    "body": e.body,
-                    "integrated_time": e.integrated_time,
-                    "kind": e.kind,
-                    "api_version": e.api_version,
-                    "data_hash": e.data_hash,
-                    "signed_entry_timestamp": e.signed_entry_timestamp,
-                }
-                for e in entries
-            ],
+    rows = [
+        (
+            e.index,
+            e.leaf_hash,
+            e.body,
+            e.integrated_time,
+            e.kind,
+            e.api_version,
+            e.data_hash,
+            e.signed_entry_timestamp,
         )
-        return
-    conn.exec_driver_sql(
-        f"INSERT INTO {ENTRIES.name} ({_ENTRY_INSERT_COLUMNS}) VALUES ({marks})",
-        [
-            (
-                e.index,
-                e.leaf_hash,
-                e.body,
-                e.integrated_time,
-                e.kind,
-                e.api_version,
-                e.data_hash,
-                e.signed_entry_timestamp,
-            )
-            for e in entries
-        ],
-    )
+        for e in entries
+    ]
+    if not _insert_rows(conn, ENTRIES, _ENTRY_INSERT_COLUMNS, rows):
+        conn.execute(
+            sa.insert(ENTRIES), [dict(zip(_ENTRY_INSERT_COLUMNS, r, strict=True)) for r in rows]
+        )
 
 
 # --- nodes -----------------------------------------------------------------------------------
@@ -310,17 +320,9 @@ _NODE_RANGE: Final = (
 def insert_nodes(conn: Connection, nodes: Sequence[tuple[NodeID, bytes]]) -> None:
     if not nodes:
         return
-    marks = _marks(conn, 3)
-    if marks is None:
-        conn.execute(
-            sa.insert(NODES),
-            [{"level": n.level, "idx": n.index, "hash": h} for n, h in nodes],
-        )
-        return
-    conn.exec_driver_sql(
-        f"INSERT INTO {NODES.name} (level, idx, hash) VALUES ({marks})",
-        [(n.level, n.index, h) for n, h in nodes],
-    )
+    rows = [(n.level, n.index, h) for n, h in nodes]
+    if not _insert_rows(conn, NODES, ("level", "idx", "hash"), rows):
+        conn.execute(sa.insert(NODES), [{"level": lv, "idx": i, "hash": h} for lv, i, h in rows])
 
 
 def read_nodes(conn: Connection, ids: Sequence[NodeID]) -> list[bytes]:
