@@ -9,10 +9,12 @@ the gateway's auth, not the registry's); a ``Location`` pointing at the registry
 made relative, so the client's next request comes back through the gateway.
 
 * ``InProcessUpstream`` calls the built-in ``RegistryApp`` as an ASGI app: no sockets, no copies.
-* ``HttpUpstream`` uses one pooled ``httpx.AsyncClient``; the gateway's credentials for the
-  registry (HTTP Basic or Docker's bearer-token flow, ``safeguard.oci.transport.auth``) are added
-  to each request. A registry that cannot be reached is ``UpstreamUnavailable`` (503
-  ``UNAVAILABLE``) when nothing was answered to the client yet.
+* ``HttpUpstream`` speaks HTTP/1.1 on a pool of keep-alive connections (``wire``); the
+  gateway's credentials for the registry (HTTP Basic or Docker's bearer-token flow,
+  ``safeguard.oci.transport.auth``) are added to each request. A registry that cannot be reached
+  is ``UpstreamUnavailable`` (503 ``UNAVAILABLE``) when nothing was answered to the client yet;
+  one that breaks off mid-body makes the gateway close the client's connection
+  (``UpstreamAborted``), so the client sees a short read, never a truncated "complete" body.
 
 ``client()`` is a ``RegistryClient`` over the same upstream, for what the gateway asks itself
 (verifying signatures, copying into quarantine, keeping referrers tag indexes).
@@ -21,6 +23,7 @@ made relative, so the client's next request comes back through the gateway.
 from __future__ import annotations
 
 import contextlib
+import ssl
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from typing import Final, Protocol
@@ -28,6 +31,7 @@ from typing import Final, Protocol
 import httpx
 
 from safeguard.core.errors import OCIError, OCIErrorCode
+from safeguard.gateway import wire
 from safeguard.oci.blobs import BlobClient
 from safeguard.oci.client import RegistryClient
 from safeguard.oci.manifests import ManifestClient
@@ -52,8 +56,9 @@ HOP_BY_HOP: Final = frozenset(
     }
 )
 _NOT_FORWARDED: Final = HOP_BY_HOP | {b"authorization", b"cookie", b"x-forwarded-for"}
+# set by the relay itself: the framing of the body it sends, and no 100-continue round trip
+_NOT_RELAYED: Final = _NOT_FORWARDED | {b"content-length", b"expect"}
 _RESPONSE_DROPPED: Final = HOP_BY_HOP | {b"www-authenticate", b"set-cookie", b"date", b"server"}
-READ_CHUNK: Final = 1024 * 1024
 INTERNAL_HOST: Final = "localhost"
 
 
@@ -218,7 +223,8 @@ async def _body_iter(receive: Receive) -> AsyncIterator[bytes]:
 
 
 class HttpUpstream:
-    """A registry reached over HTTP(S), through one pooled connection pool."""
+    """A registry reached over HTTP(S), through one pool of keep-alive connections
+    (``safeguard.gateway.wire``; httpx is only used to fetch upstream tokens)."""
 
     def __init__(
         self,
@@ -241,64 +247,66 @@ class HttpUpstream:
         self.allow_insecure = allow_insecure
         self.auth = Authenticator(self.host, credentials, allow_insecure=allow_insecure)
         self._base_bytes = self.base.encode()
-        self._http = httpx.AsyncClient(
-            verify=not allow_insecure,
-            follow_redirects=False,
-            timeout=httpx.Timeout(timeout, connect=min(timeout, 10.0), pool=30.0),
-            limits=httpx.Limits(
-                max_connections=max_connections, max_keepalive_connections=max_connections
-            ),
+        self._host_header = self.host.encode("ascii")
+        context = None
+        if parsed.scheme == "https":
+            context = ssl.create_default_context()
+            if allow_insecure:
+                context.check_hostname = False
+                context.verify_mode = ssl.CERT_NONE
+        self.pool = wire.Pool(
+            parsed.host,
+            parsed.port or (443 if parsed.scheme == "https" else 80),
+            ssl_context=context,
+            server_hostname=parsed.host,
+            max_connections=max_connections,
+            timeout=timeout,
         )
+        self._http = httpx.AsyncClient(verify=not allow_insecure, timeout=timeout)
         self._client: RegistryClient | None = None
 
     async def forward(self, out: Outgoing, send: Send, hook: ResponseHook | None) -> int:
-        url = f"{self.base}{out.path}"
-        if out.query:
-            url += "?" + out.query.decode("latin-1")
-        headers = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in out.headers]
-        if not any(k == "accept-encoding" for k, _ in headers):
-            headers.append(("accept-encoding", "identity"))
-        retry_possible = not callable(out.body)
-        response = await self._send(out, url, headers)
-        if response.status_code == 401 and self.credentials is not None and retry_possible:
+        target = out.path + ("?" + out.query.decode("latin-1") if out.query else "")
+        response = await self._send(out, target)
+        if response.status == 401 and self.credentials is not None and not callable(out.body):
+            await response.read(64 * 1024)
             retry = False
             with contextlib.suppress(Exception):
-                retry = await self.auth.respond(self._http, response, out.scopes)
+                challenge = httpx.Response(
+                    401,
+                    headers=[
+                        (k.decode("latin-1"), v.decode("latin-1")) for k, v in response.headers
+                    ],
+                )
+                retry = await self.auth.respond(self._http, challenge, out.scopes)
             if retry:
-                await response.aclose()
-                response = await self._send(out, url, headers)
+                response = await self._send(out, target)
         try:
-            status = response.status_code
-            cleaned = _clean_response_headers(response.headers.raw, self._base_bytes)
+            status = response.status
+            cleaned = _clean_response_headers(response.headers, self._base_bytes)
             if hook is not None:
                 cleaned = hook(status, cleaned)
             await send({"type": "http.response.start", "status": status, "headers": cleaned})
-            if out.method == "HEAD":
-                await send({"type": "http.response.body", "body": b"", "more_body": False})
-                return status
             try:
-                pending: list[bytes] = []
-                size = 0
-                async for chunk in response.aiter_raw():
-                    pending.append(chunk)
-                    size += len(chunk)
-                    if size >= READ_CHUNK:
-                        data = pending[0] if len(pending) == 1 else b"".join(pending)
-                        pending, size = [], 0
-                        await send({"type": "http.response.body", "body": data, "more_body": True})
-            except httpx.HTTPError as exc:
+                async for chunk in response.body():
+                    await send({"type": "http.response.body", "body": chunk, "more_body": True})
+            except wire.BodyFailed as exc:
                 raise UpstreamAborted(str(exc)) from exc
-            await send(
-                {"type": "http.response.body", "body": b"".join(pending), "more_body": False}
-            )
+            await send({"type": "http.response.body", "body": b"", "more_body": False})
             return status
         finally:
-            await response.aclose()
+            response.close()
 
-    async def _send(
-        self, out: Outgoing, url: str, headers: list[tuple[str, str]]
-    ) -> httpx.Response:
-        all_headers = list(headers)
+    async def _send(self, out: Outgoing, target: str) -> wire.Response:
+        headers: Headers = [(b"host", self._host_header)]
+        content_length: int | None = None
+        for key, value in out.headers:
+            name = key.lower()
+            if name in _NOT_RELAYED:
+                if name == b"content-length" and value.isdigit():
+                    content_length = int(value)
+                continue
+            headers.append((name, value))
         if self.credentials is not None:
             try:
                 await self.auth.prepare(self._http, out.scopes)
@@ -306,16 +314,18 @@ class HttpUpstream:
                 raise UpstreamUnavailable(self.display, f"token service: {exc}") from exc
             authorization = self.auth.authorization(out.scopes)
             if authorization:
-                all_headers.append(("authorization", authorization))
-        content: bytes | AsyncIterator[bytes] | None
-        content = _body_iter(out.body) if callable(out.body) else out.body
-        request = self._http.build_request(out.method, url, headers=all_headers, content=content)
+                headers.append((b"authorization", authorization.encode("latin-1")))
+        body: bytes | AsyncIterator[bytes] | None
+        if callable(out.body):
+            body = _body_iter(out.body)
+        else:
+            body = out.body if out.body or out.method not in ("GET", "HEAD", "DELETE") else None
         try:
-            return await self._http.send(request, stream=True)
-        except ClientDisconnected:
-            raise
-        except httpx.HTTPError as exc:
-            raise UpstreamUnavailable(self.display, _describe(exc)) from exc
+            return await self.pool.request(
+                out.method, target, headers, body, content_length=content_length
+            )
+        except wire.ConnectionFailed as exc:
+            raise UpstreamUnavailable(self.display, str(exc)[:200]) from exc
 
     def client(self) -> RegistryClient:
         if self._client is None:
@@ -328,11 +338,7 @@ class HttpUpstream:
         return self._client
 
     async def aclose(self) -> None:
+        self.pool.close()
         await self._http.aclose()
         if self._client is not None:
             await self._client.aclose()
-
-
-def _describe(exc: httpx.HTTPError) -> str:
-    text = str(exc) or type(exc).__name__
-    return text[:200]
