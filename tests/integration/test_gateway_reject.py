@@ -303,3 +303,28 @@ def test_quarantine_namespace_is_read_only(gateway: GatewayServer) -> None:
             headers={"content-type": artifact.media_type},
         )
         _denied(put)
+
+
+def test_policy_applied_to_the_store_takes_effect_without_restart(
+    tmp_path: Path, keys: KeyFiles
+) -> None:
+    import time
+
+    users = write_users(tmp_path / "users.yaml")
+    data = tmp_path / "node"
+    with run_gateway(data, None, auth_file=users) as server:
+        repo = _repo("team-a/reject")
+        artifact = _push_by_digest(server, repo)
+        assert _tag(server, repo, "before", artifact).status_code == 201  # no policy yet
+        policy = write_policy(tmp_path, keys)
+        applied = runner.invoke(
+            app, ["policy", "apply", str(policy), "--data-dir", str(server.data_dir)]
+        )
+        assert applied.exit_code == 0, applied.output
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline:
+            response = _tag(server, repo, "after", artifact)
+            if response.status_code == 403:
+                break
+            time.sleep(0.5)
+        _denied(response)
