@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any, Final, Protocol
 
 from safeguard.core.errors import SafeguardError
+from safeguard.signing.audit import AuditEvent
 from safeguard.signing.errors import RateLimited, SigningRequestInvalid
 from safeguard.signing.service import MAX_BODY, SigningService, http_status
 from safeguard.store.engine import Database
@@ -96,7 +97,17 @@ class SigningApp:
                 status, doc = 201, result.to_dict()
             except _TooLarge:
                 status = 413
-                doc = SigningRequestInvalid(f"the request body is over {MAX_BODY} bytes").to_dict()
+                refusal = SigningRequestInvalid(f"the request body is over {MAX_BODY} bytes")
+                doc = refusal.to_dict()
+                await self.service.audit.record(
+                    AuditEvent(
+                        action="sign",
+                        client=_client(scope),
+                        status=413,
+                        code=refusal.code,
+                        reason=refusal.message,
+                    )
+                )
             except SafeguardError as exc:
                 status, doc = http_status(exc), exc.to_dict()
                 if status == 401:
