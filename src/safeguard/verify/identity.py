@@ -22,6 +22,7 @@ from cryptography.x509.oid import ObjectIdentifier
 from safeguard.core.errors import InvalidInput
 
 _FULCIO: Final = "1.3.6.1.4.1.57264.1."
+_CONTROL: Final = re.compile(r"[\x00-\x1f\x7f]")
 _OTHERNAME_USERNAME: Final = ObjectIdentifier(_FULCIO + "7")
 
 # Extension name (as cosign's ``--certificate-github-workflow-*`` and sigstore's docs call them)
@@ -132,7 +133,14 @@ class Match:
             return not self.given
         if self.exact is not None and value != self.exact:
             return False
-        return not (self.regexp is not None and re.search(self.regexp, value) is None)
+        if self.regexp is None:
+            return True
+        # Go's ``$`` matches only at the end of the text; Python's also matches before a final
+        # newline, so ``…/main$`` would accept ``…/main\n``. No certificate identity or issuer
+        # legitimately holds a control character, so such values never match a pattern.
+        if _CONTROL.search(value):
+            return False
+        return re.search(self.regexp, value) is not None
 
     def describe(self) -> str:
         if self.exact is not None:

@@ -103,3 +103,15 @@ def test_policy_rejects_bad_input() -> None:
         Match(regexp="(unclosed")
     with pytest.raises(InvalidInput):
         IdentityPolicy(extensions={"no-such-extension": "x"})
+
+
+def test_regexp_end_anchor_behaves_as_in_go() -> None:
+    """Python's ``$`` also matches before a trailing newline; Go's (cosign's) does not."""
+    pattern = Match(
+        regexp=r"^https://github\.com/org/app/\.github/workflows/release\.yml@refs/heads/main$"
+    )
+    good = "https://github.com/org/app/.github/workflows/release.yml@refs/heads/main"
+    assert pattern.accepts(good)
+    assert not pattern.accepts(good + "\n")
+    assert not pattern.accepts(good.replace("main", "ma\x00in"))
+    assert Match(regexp="main").accepts("refs/heads/main")
