@@ -135,3 +135,24 @@ def test_closed_signer_refuses(hsm: softhsm.SoftHSM) -> None:
     signer.close()
     with pytest.raises(PKCS11Unavailable):
         signer.sign(b"x")
+
+
+def test_open_session_does_not_bypass_the_pin(hsm: softhsm.SoftHSM) -> None:
+    """While one signer holds the token's logged-in session, another must still know the PIN."""
+    with PKCS11Signer(hsm.uri("safeguard", "p256")) as holder:
+        with PKCS11Signer(hsm.uri("safeguard", "p384", "02")) as same_pin:
+            assert same_pin.sign(b"x")
+        for hostile in (
+            hsm.uri("safeguard", "p256", pin="0000"),
+            hsm.uri("safeguard", "p256", pin="11110"),
+            hsm.uri("safeguard", "p256", pin=""),
+            hsm.uri("safeguard", "p256", pin_in_uri=False),
+        ):
+            with pytest.raises(PKCS11PinInvalid) as info:
+                PKCS11Signer(hostile, env={})
+            assert "0000" not in str(info.value)
+        with pytest.raises(PKCS11PinInvalid):
+            PKCS11Signer(hsm.uri("safeguard", "p256", pin_in_uri=False), pin="1112")
+        assert holder.sign(b"still works")
+        with PKCS11Signer(hsm.uri("safeguard", "p256", pin_in_uri=False), pin="1111") as again:
+            verify_signature(again.public_key, again.sign(b"y"), b"y")

@@ -13,13 +13,17 @@ token's public-key object (``CKA_EC_PARAMS`` + ``CKA_EC_POINT``).
 
 One session per token is opened and logged in when the first signer on it is built, and reused
 for every signature by every signer on that token (PKCS#11 logs in per application and token);
-a lock serialises its use, so signers may be shared between threads.
+a lock serialises its use, so signers may be shared between threads. Since a second ``C_Login``
+cannot check a PIN once the token is logged in, the shared session keeps a salted scrypt hash of
+the PIN it was opened with and every later signer must present the same PIN (compared in constant
+time); any other PIN, or none, is refused exactly like a rejected login.
 """
 
 from __future__ import annotations
 
 import contextlib
 import hashlib
+import hmac
 import os
 import threading
 from collections.abc import Mapping
@@ -110,6 +114,16 @@ def _resolve_pin(uri: PKCS11URI, pin: str | None, env: Mapping[str, str]) -> str
     return env.get(PIN_ENV)
 
 
+# A per-process random salt: the PIN hash kept beside a shared session is useless elsewhere, and
+# scrypt makes each comparison cost a few milliseconds, slowing guesses through ``acquire``.
+_PIN_SALT: Final = os.urandom(16)
+
+
+def _pin_hash(pin: str | None) -> bytes:
+    material = b"\x00" if pin is None else b"\x01" + pin.encode("utf-8")
+    return hashlib.scrypt(material, salt=_PIN_SALT, n=2**12, r=8, p=1, dklen=32)
+
+
 class _SharedSession:
     """One logged-in session per (module, token), shared by every signer on that token.
 
@@ -121,20 +135,26 @@ class _SharedSession:
     _registry: ClassVar[dict[tuple[str, str], _SharedSession]] = {}
     _registry_lock: ClassVar[threading.Lock] = threading.Lock()
 
-    def __init__(self, key: tuple[str, str], session: Any) -> None:
+    def __init__(self, key: tuple[str, str], session: Any, pin_hash: bytes) -> None:
         self.key = key
         self.session = session
+        self.pin_hash = pin_hash
         self.lock = threading.Lock()
         self.users = 0
 
     @classmethod
     def acquire(cls, module: str, token: Any, pin: str | None) -> _SharedSession:
         key = (module, f"{token.label}/{token.serial!r}")
+        pin_hash = _pin_hash(pin)
         with cls._registry_lock:
             shared = cls._registry.get(key)
             if shared is None:
-                shared = cls(key, _open_session(token, pin))
+                shared = cls(key, _open_session(token, pin), pin_hash)
                 cls._registry[key] = shared
+            elif not hmac.compare_digest(shared.pin_hash, pin_hash):
+                # The token is already logged in for this process, so C_Login would not check
+                # this PIN: refuse it as the token would have.
+                raise _pin_rejected(token)
             shared.users += 1
             return shared
 
@@ -148,15 +168,18 @@ class _SharedSession:
             self.session.close()
 
 
+def _pin_rejected(token: Any) -> PKCS11PinInvalid:
+    return PKCS11PinInvalid(
+        f"the PIN was rejected by token {token.label!r}",
+        hint="check pin-value/pin-source or COSIGN_PKCS11_PIN; repeated failures lock the token",
+    )
+
+
 def _open_session(token: Any, pin: str | None) -> Any:
     try:
         return token.open(user_pin=pin)
     except (pkcs11.PinIncorrect, pkcs11.PinLenRange, pkcs11.PinInvalid):
-        raise PKCS11PinInvalid(
-            f"the PIN was rejected by token {token.label!r}",
-            hint="check pin-value/pin-source or COSIGN_PKCS11_PIN; repeated failures lock "
-            "the token",
-        ) from None
+        raise _pin_rejected(token) from None
     except pkcs11.PinLocked:
         raise PKCS11PinInvalid(
             "the token's user PIN is locked", hint="ask the token's security officer"
