@@ -13,7 +13,10 @@ Measured in one process, in one run:
   plus the hit) on a kept client;
 * **keyless**: ``verify_bundle`` on ``tests/fixtures/keyless/bundle_v3_github.whl.sigstore``
   (public-good, identity policy) against sigstore-python's own ``Verifier.verify_artifact`` on the
-  same bytes (bundle parsed from JSON each time in both), interleaved.
+  same bytes (bundle parsed from JSON each time in all), interleaved: once with a ``Verifier``
+  made per call (what one ``sigstore verify`` run does) and once with one ``Verifier`` reused
+  (sigstore-python's best case in a long-lived process). Safeguard builds its per-root objects
+  once (``safeguard.verify.keyless.verifier_for``) and nothing per bundle is cached.
 
 Prints a Markdown table with medians and the targets (keyless no slower than sigstore-python,
 warm cache lookup < 0.2 ms, cold key-based < 20 ms) and writes ``bench/results/verify.json``.
@@ -132,15 +135,30 @@ def keyless(rounds: int) -> dict[str, Any]:
             artifact, SigstoreBundle.from_json(raw), Identity(identity=SIGNER, issuer=GH)
         )
 
-    for _ in range(20):  # warm both
+    kept = Verifier(trusted_root=root)
+
+    def theirs_reused() -> None:
+        kept.verify_artifact(
+            artifact, SigstoreBundle.from_json(raw), Identity(identity=SIGNER, issuer=GH)
+        )
+
+    for _ in range(20):  # warm all
         ours()
         theirs()
-    safeguard, sigstore = [], []
+        theirs_reused()
+    safeguard, sigstore, reused = [], [], []
     for _ in range(rounds):
         safeguard.append(timed(ours))
         sigstore.append(timed(theirs))
-    a, b = ms(safeguard), ms(sigstore)
-    return {"safeguard": a, "sigstore_python": b, "ratio": a["median_ms"] / b["median_ms"]}
+        reused.append(timed(theirs_reused))
+    a, b, c = ms(safeguard), ms(sigstore), ms(reused)
+    return {
+        "safeguard": a,
+        "sigstore_python": b,
+        "sigstore_python_reused_verifier": c,
+        "ratio": a["median_ms"] / b["median_ms"],
+        "ratio_reused": a["median_ms"] / c["median_ms"],
+    }
 
 
 def main() -> None:
@@ -151,13 +169,15 @@ def main() -> None:
         key = asyncio.run(key_based(server.host, args.rounds))
     kl = keyless(args.rounds)
     results = {
+        "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "machine": {"python": platform.python_version(), "platform": platform.platform()},
         "rounds": args.rounds,
         "key_based_builtin_registry": key,
         "keyless_bundle": kl,
         "targets": TARGETS,
         "met": {
-            "keyless_no_slower": kl["ratio"] <= TARGETS["keyless_ratio_max"],
+            "keyless_no_slower": max(kl["ratio"], kl["ratio_reused"])
+            <= TARGETS["keyless_ratio_max"],
             "warm_cache_lookup": key["warm_cache_lookup"]["median_ms"] < TARGETS["warm_cache_ms"],
             "cold_key_based": key["cold"]["median_ms"] < TARGETS["cold_key_ms"],
         },
@@ -169,8 +189,17 @@ def main() -> None:
         ("key-based, cold (new client, no cache)", key["cold"], "< 20 ms"),
         ("key-based, warm: cache lookup", key["warm_cache_lookup"], "< 0.2 ms"),
         ("key-based, warm: verify_image with cache (listing + hit)", key["warm_with_listing"], ""),
-        ("keyless bundle, Safeguard", kl["safeguard"], f"<= sigstore-python (x{kl['ratio']:.2f})"),
-        ("keyless bundle, sigstore-python Verifier", kl["sigstore_python"], "baseline"),
+        (
+            "keyless bundle, Safeguard",
+            kl["safeguard"],
+            f"<= sigstore-python (x{kl['ratio']:.2f}; x{kl['ratio_reused']:.2f} vs reused)",
+        ),
+        ("keyless bundle, sigstore-python, Verifier per call", kl["sigstore_python"], "baseline"),
+        (
+            "keyless bundle, sigstore-python, one Verifier reused",
+            kl["sigstore_python_reused_verifier"],
+            "baseline",
+        ),
     ]
     print("| measurement | median ms | p90 ms | target |")
     print("| --- | ---: | ---: | --- |")

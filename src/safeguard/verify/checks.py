@@ -476,7 +476,7 @@ def _keyless_sigstore(
     try:
         if is_dsse:
             payload_type, payload, evidence = verify_dsse_bundle(
-                sigstore_bundle, root, policy.identity
+                sigstore_bundle, root, policy.identity, matched=identity
             )
         else:
             if expect.attestation:
@@ -489,6 +489,7 @@ def _keyless_sigstore(
                 artifact.data if artifact.data is not None else artifact.digest,
                 root,
                 policy.identity,
+                matched=identity,
             )
             payload_type, payload = "", b""
     except CheckFailed:
