@@ -24,6 +24,7 @@ import hashlib
 import json
 import os
 import re
+import secrets
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Final
@@ -273,15 +274,75 @@ def generate_key_pair(
     pub_path = prefix.with_name(prefix.name + ".pub")
     if not overwrite:
         for path in (key_path, pub_path):
-            if path.exists():
-                raise KeyFileExists(
-                    f"{path} already exists", hint="choose another prefix or remove the old file"
-                )
+            if os.path.lexists(path):
+                raise _exists(path)
     secret = resolve_password(password, env=env, prompt=prompt, confirm=True)
     private_key = ec.generate_private_key(ec.SECP256R1())
     encrypted = encrypt_private_key(private_key, secret)
-    fd = os.open(key_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "wb") as handle:
-        handle.write(encrypted)
-    pub_path.write_bytes(public_key_pem(private_key.public_key()))
+    write_key_file(key_path, encrypted, 0o600, overwrite=overwrite)
+    write_key_file(pub_path, public_key_pem(private_key.public_key()), 0o644, overwrite=overwrite)
     return key_path, pub_path
+
+
+def _exists(path: Path) -> KeyFileExists:
+    return KeyFileExists(
+        f"{path} already exists", hint="choose another prefix, remove the old file or use --force"
+    )
+
+
+def write_key_file(path: Path, data: bytes, mode: int, *, overwrite: bool) -> None:
+    """Write ``path`` whole or not at all, never through a symlink, with ``mode`` from the start.
+
+    The bytes go to a new file beside ``path`` (``O_CREAT | O_EXCL | O_NOFOLLOW``, created with
+    ``mode`` less the umask, so a private key is never readable by others, even for a moment),
+    which is fsynced and then renamed over ``path`` (``overwrite``: ``os.replace``, which replaces
+    a symlink itself rather than writing where it points, and an old 0644 file by a 0600 one) or
+    hard-linked to it (no ``overwrite``: fails if anything, even a dangling symlink, is there).
+    The directory is fsynced so the new name survives a crash.
+    """
+    directory = path.parent
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0)
+    try:
+        for _ in range(16):
+            tmp = directory / f".{path.name}.{secrets.token_hex(8)}.tmp"
+            try:
+                fd = os.open(tmp, flags, mode)
+            except FileExistsError:
+                continue
+            break
+        else:
+            raise KeyInvalid(f"cannot create a temporary file beside {path}")
+    except OSError as exc:
+        raise KeyInvalid(f"cannot write {path}: {exc.strerror}") from None
+    try:
+        try:
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(data)
+                handle.flush()
+                os.fsync(handle.fileno())
+            if overwrite:
+                tmp.replace(path)
+            else:
+                try:
+                    os.link(tmp, path, follow_symlinks=False)
+                except FileExistsError:
+                    raise _exists(path) from None
+                tmp.unlink()
+        except OSError as exc:
+            raise KeyInvalid(f"cannot write {path}: {exc.strerror}") from None
+    finally:
+        tmp.unlink(missing_ok=True)
+    _fsync_directory(directory)
+
+
+def _fsync_directory(directory: Path) -> None:
+    try:
+        fd = os.open(directory, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass  # some file systems cannot fsync a directory; the rename itself is still atomic
+    finally:
+        os.close(fd)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 import re
 import stat
 from pathlib import Path
@@ -135,3 +136,58 @@ def test_generate_key_pair_and_sign(tmp_path: Path) -> None:
         load_signer(key_path, "nope")
     with pytest.raises(KeyNotFound):
         load_signer(tmp_path / "missing.key", "x")
+
+
+def test_force_replaces_key_files_atomically_private_and_not_through_symlinks(
+    tmp_path: Path,
+) -> None:
+    """--force: an old world-readable cosign.key becomes a new 0600 file; symlinks are replaced,
+    not followed; no temporary file is left behind."""
+    prefix = tmp_path / "cosign"
+    key_path, pub_path = tmp_path / "cosign.key", tmp_path / "cosign.pub"
+    key_path.write_bytes(b"old key")
+    key_path.chmod(0o644)
+    pub_path.write_bytes(b"old pub")
+    generate_key_pair(prefix, "secret", overwrite=True)
+    assert stat.S_IMODE(key_path.stat().st_mode) == 0o600
+    umask = os.umask(0o022)
+    os.umask(umask)
+    assert stat.S_IMODE(pub_path.stat().st_mode) == 0o644 & ~umask
+    signer = load_signer(key_path, "secret")
+    assert signer.public_key_pem == pub_path.read_bytes()
+
+    # Hostile: cosign.key and cosign.pub are symlinks to files elsewhere.
+    victim_key, victim_pub = tmp_path / "victim-key", tmp_path / "victim-pub"
+    victim_key.write_bytes(b"victim")
+    victim_key.chmod(0o644)
+    victim_pub.write_bytes(b"victim pub")
+    key_path.unlink()
+    pub_path.unlink()
+    key_path.symlink_to(victim_key)
+    pub_path.symlink_to(victim_pub)
+    generate_key_pair(prefix, "secret", overwrite=True)
+    assert victim_key.read_bytes() == b"victim" and victim_pub.read_bytes() == b"victim pub"
+    assert not key_path.is_symlink() and not pub_path.is_symlink()
+    assert stat.S_IMODE(key_path.stat().st_mode) == 0o600
+    assert load_signer(key_path, "secret").public_key_pem == pub_path.read_bytes()
+
+    # Without --force, a dangling symlink counts as an existing file and nothing is written.
+    other = tmp_path / "other"
+    (tmp_path / "other.key").symlink_to(tmp_path / "nowhere")
+    with pytest.raises(KeyFileExists):
+        generate_key_pair(other, "secret")
+    assert not (tmp_path / "nowhere").exists()
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == []
+
+
+def test_key_file_writer_refuses_existing_without_overwrite(tmp_path: Path) -> None:
+    from safeguard.keys.cosign_keys import write_key_file
+
+    target = tmp_path / "k.key"
+    write_key_file(target, b"one", 0o600, overwrite=False)
+    with pytest.raises(KeyFileExists):
+        write_key_file(target, b"two", 0o600, overwrite=False)
+    assert target.read_bytes() == b"one"
+    write_key_file(target, b"three", 0o600, overwrite=True)
+    assert target.read_bytes() == b"three"
+    assert [p.name for p in tmp_path.iterdir()] == ["k.key"]
