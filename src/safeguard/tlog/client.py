@@ -57,6 +57,7 @@ from safeguard.formats._json import loads
 from safeguard.formats.bundle import InclusionProof, TransparencyLogEntry
 from safeguard.formats.errors import FormatError
 from safeguard.formats.rekor import RekorEntry, parse_entry
+from safeguard.httpbounded import read_bounded, with_body
 from safeguard.keys.base import PublicKey, load_public_key, public_key_der
 from safeguard.keys.errors import KeyInvalid, KeyUnsupported
 from safeguard.tlog import merkle
@@ -76,6 +77,10 @@ USER_AGENT: Final = "safeguard-tlog-client/1"
 _UUID: Final = re.compile(r"(?:[0-9a-f]{16})?([0-9a-f]{64})")
 _HEX32: Final = re.compile(r"[0-9a-f]{64}")
 _RETRY_STATUSES: Final = frozenset({429, 500, 502, 503, 504})
+
+
+def _too_large(limit: int) -> LogResponseInvalid:
+    return LogResponseInvalid(f"the log's answer exceeds {limit} bytes")
 
 
 class LogUnreachable(Unreachable):
@@ -363,17 +368,13 @@ class RekorClient:
         attempt = 0
         while True:
             try:
-                response = self._http.request(method, path, **kwargs)
+                response = self._read(method, path, **kwargs)
             except httpx.TimeoutException:
                 failure = f"the transparency log at {self.url} timed out"
             except httpx.HTTPError as exc:
                 failure = f"cannot reach the transparency log at {self.url}: {exc}"
             else:
                 if response.status_code not in _RETRY_STATUSES:
-                    if len(response.content) > MAX_RESPONSE_BYTES:
-                        raise LogResponseInvalid(
-                            f"the log's answer exceeds {MAX_RESPONSE_BYTES} bytes"
-                        )
                     return response
                 failure = (
                     f"the transparency log at {self.url} answered {response.status_code}: "
@@ -383,6 +384,22 @@ class RekorClient:
                 raise LogUnreachable(failure, hint="check that the log is running, then retry")
             time.sleep(self.backoff * (2**attempt))
             attempt += 1
+
+    def _read(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        """One request, its body streamed and refused past ``MAX_RESPONSE_BYTES``."""
+        request = self._http.build_request(method, path, **kwargs)
+        response = self._http.send(request, stream=True)
+        try:
+            # A retryable error's body is only quoted in a message: keep its start.
+            body = read_bounded(
+                response,
+                MAX_RESPONSE_BYTES,
+                _too_large,
+                truncate=response.status_code in _RETRY_STATUSES,
+            )
+        finally:
+            response.close()
+        return with_body(response, body)
 
     @staticmethod
     def _message(response: httpx.Response) -> str:

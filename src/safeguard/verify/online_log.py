@@ -42,6 +42,7 @@ from safeguard.core.errors import InvalidInput, SafeguardError, Unreachable
 from safeguard.formats._json import loads
 from safeguard.formats.bundle import Bundle, TransparencyLogEntry
 from safeguard.formats.errors import FormatError
+from safeguard.httpbounded import read_bounded, with_body
 from safeguard.keys.base import load_public_key, public_key_pem
 from safeguard.tlog import merkle
 from safeguard.tlog.checkpoint import Checkpoint, parse_signed_checkpoint
@@ -63,6 +64,10 @@ LOG_INFO_PATH: Final = "/api/v1/log"
 ENTRIES_PATH: Final = "/api/v1/log/entries"
 PROOF_PATH: Final = "/api/v1/log/proof"
 _RETRY_STATUSES: Final = frozenset({429, 500, 502, 503, 504})
+
+
+def _too_large(limit: int) -> LogAnswerInvalid:
+    return LogAnswerInvalid(f"the log's answer exceeds {limit} bytes")
 
 
 class OnlineReason(StrEnum):
@@ -133,21 +138,29 @@ class LogReader:
         if self._own:
             self._http.close()
 
+    def _read(self, path: str, params: dict[str, int] | None) -> httpx.Response:
+        """One GET, its body streamed and refused past ``MAX_RESPONSE_BYTES``."""
+        request = self._http.build_request("GET", self.url + path, params=params)
+        response = self._http.send(request, stream=True)
+        try:
+            if response.status_code in _RETRY_STATUSES:
+                return with_body(response, b"")  # retried; its body is not used
+            body = read_bounded(response, MAX_RESPONSE_BYTES, _too_large)
+        finally:
+            response.close()
+        return with_body(response, body)
+
     def _get(self, path: str, params: dict[str, int] | None = None) -> httpx.Response:
         attempt = 0
         while True:
             try:
-                response = self._http.get(self.url + path, params=params)
+                response = self._read(path, params)
             except httpx.TimeoutException:
                 failure = f"the transparency log at {self.url} timed out"
             except httpx.HTTPError as exc:
                 failure = f"cannot reach the transparency log at {self.url}: {exc}"
             else:
                 if response.status_code not in _RETRY_STATUSES:
-                    if len(response.content) > MAX_RESPONSE_BYTES:
-                        raise LogAnswerInvalid(
-                            f"the log's answer exceeds {MAX_RESPONSE_BYTES} bytes"
-                        )
                     return response
                 failure = f"the transparency log at {self.url} answered {response.status_code}"
             if attempt >= self.retries:

@@ -27,6 +27,7 @@ import httpx
 
 from safeguard.core.errors import RegistryError, Unreachable
 from safeguard.core.reference import validate_repository
+from safeguard.httpbounded import aread_bounded
 from safeguard.oci.transport.challenge import Challenge, parse_challenges
 from safeguard.oci.transport.credentials import Credentials
 from safeguard.oci.transport.endpoint import check_url_allowed
@@ -135,7 +136,7 @@ class Authenticator:
                 headers["Authorization"] = self.credentials.basic_header()
             try:
                 url = append_query(realm, params)
-                response = await http.get(url, headers=headers)
+                response, body = await self._get_token(http, url, headers, realm)
             except httpx.InvalidURL as exc:
                 raise RegistryError(
                     f"registry {self.host} named an invalid token realm {realm!r}", status=401
@@ -145,9 +146,27 @@ class Authenticator:
                     f"cannot reach the token service {realm} of registry {self.host}: {exc}",
                     hint="check that the registry's auth service is running and reachable",
                 ) from exc
-            self._tokens[key] = self._parse_token_response(response, realm)
+            self._tokens[key] = self._parse_token_response(response, body, realm)
 
-    def _parse_token_response(self, response: httpx.Response, realm: str) -> _Token:
+    async def _get_token(
+        self, http: httpx.AsyncClient, url: httpx.URL, headers: dict[str, str], realm: str
+    ) -> tuple[httpx.Response, bytes]:
+        """GET the token, its body streamed and refused past ``_TOKEN_RESPONSE_LIMIT``."""
+
+        def too_large(limit: int) -> RegistryError:
+            return RegistryError(
+                f"token service {realm} answered more than {limit} bytes", status=200
+            )
+
+        response = await http.send(http.build_request("GET", url, headers=headers), stream=True)
+        try:
+            if response.status_code != 200:
+                return response, b""  # refused below by its status; the body is not used
+            return response, await aread_bounded(response, _TOKEN_RESPONSE_LIMIT, too_large)
+        finally:
+            await response.aclose()
+
+    def _parse_token_response(self, response: httpx.Response, body: bytes, realm: str) -> _Token:
         if response.status_code in (401, 403):
             raise RegistryError(
                 f"token service {realm} refused the credentials for {self.host} "
@@ -162,7 +181,6 @@ class Authenticator:
                 f"token service {realm} answered {response.status_code}",
                 status=response.status_code,
             )
-        body = response.content[:_TOKEN_RESPONSE_LIMIT]
         try:
             doc = json.loads(body)
         except (UnicodeDecodeError, json.JSONDecodeError) as exc:

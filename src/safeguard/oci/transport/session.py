@@ -20,6 +20,7 @@ import httpx
 
 from safeguard import __version__
 from safeguard.core.errors import RegistryError, SafeguardError, Unreachable
+from safeguard.httpbounded import aread_bounded
 from safeguard.oci.errors import ERROR_BODY_LIMIT, registry_error
 from safeguard.oci.transport.auth import Authenticator, Scopes
 from safeguard.oci.transport.credentials import Credentials, lookup_credentials
@@ -216,23 +217,15 @@ async def read_limited(
     truncate: bool = False,
 ) -> bytes:
     """Read a streamed body, refusing (or, with ``truncate``, cutting) more than ``limit``."""
-    declared = response.headers.get("content-length")
-    if not truncate and declared and declared.isdigit() and int(declared) > limit:
-        raise _too_large(response, limit, too_large)
-    buf = bytearray()
     try:
-        async for chunk in response.aiter_bytes():
-            buf += chunk
-            if len(buf) > limit:
-                if truncate:
-                    return bytes(buf[:limit])
-                raise _too_large(response, limit, too_large)
+        return await aread_bounded(
+            response, limit, lambda n: _too_large(response, n, too_large), truncate=truncate
+        )
     except httpx.TransportError as exc:
         raise Unreachable(
             f"connection broke while reading {_display(response.url)}: {exc}",
             hint="retry; check the network",
         ) from exc
-    return bytes(buf)
 
 
 def _too_large(
