@@ -22,19 +22,20 @@ certificate's subject (``https://github.com/`` + ``job_workflow_ref``) and its B
 For GitLab the analogue is ``ci_config_ref_uri`` (``<host>/<project>//<path>@<ref>``), Fulcio's
 GitLab Build Signer URI.
 
-Refs are matched exactly, or as globs when they contain ``*`` (``*`` within a path segment,
-``**`` across segments, as everywhere in ``safeguard.yaml``): ``refs/tags/v*``.
+Refs are matched exactly, or as globs when they contain ``*``, with ``safeguard.core.glob``, the
+one glob implementation (``*`` within a path segment, a lone ``*`` one non-empty segment, ``**``
+zero or more whole segments, as everywhere in ``safeguard.yaml``): ``refs/tags/v*``. A
+``ci_config_ref_uri`` requirement may glob only its ref (after the last ``@``).
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from functools import lru_cache
 from typing import Final
 from urllib.parse import urlsplit
 
+from safeguard.core.glob import GlobInvalid, check_glob, exact_or_glob, glob_matches
 from safeguard.identity.claims import (
     CIClaims,
     GitHubClaims,
@@ -56,28 +57,35 @@ _GITLAB_ONLY: Final = ("project_path", "ci_config_ref_uri", "pipeline_source")
 _GITHUB_ONLY: Final = ("event_name",)
 
 
-@lru_cache(maxsize=256)
-def _glob_regex(pattern: str) -> re.Pattern[str]:
-    out = []
-    i = 0
-    while i < len(pattern):
-        if pattern.startswith("**", i):
-            out.append(".*")
-            i += 2
-        elif pattern[i] == "*":
-            out.append("[^/]*")
-            i += 1
-        else:
-            out.append(re.escape(pattern[i]))
-            i += 1
-    return re.compile("".join(out), re.DOTALL)
-
-
 def glob_match(pattern: str, value: str) -> bool:
-    """Exact match, or a glob when ``pattern`` has ``*`` (one segment) or ``**`` (any)."""
+    """Exact match, or a glob (``safeguard.core.glob``) when ``pattern`` has ``*``."""
+    return exact_or_glob(pattern, value)
+
+
+def _config_uri_match(pattern: str, value: str) -> bool:
+    """``ci_config_ref_uri``: the ``<host>/<project>//<path>`` part exactly, the ref after the
+    last ``@`` as a glob (the URI's ``//`` is an empty segment, which no glob may have)."""
     if "*" not in pattern:
         return pattern == value
-    return _glob_regex(pattern).fullmatch(value) is not None
+    head, _, ref = pattern.rpartition("@")
+    actual_head, at, actual_ref = value.rpartition("@")
+    return bool(at) and head == actual_head and glob_matches(ref, actual_ref)
+
+
+def _check_pattern(field: str, value: str, *, uri: bool = False) -> str | None:
+    """Why ``value`` (a ``*`` pattern) is not a glob this field can use, or ``None``."""
+    if "*" not in value:
+        return None
+    if uri:
+        head, at, ref = value.rpartition("@")
+        if not at or "*" in head:
+            return f"{field} {value!r} may use * only in the ref after its last '@'"
+        value = ref
+    try:
+        check_glob(value)
+    except GlobInvalid as exc:
+        return f"{field}: {exc.message}"
+    return None
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,6 +133,11 @@ class OIDCRequirement:
             value = getattr(self, field_name)
             if value is not None and (not value or any(c.isspace() for c in value)):
                 raise bad(f"{field_name} {value!r} is empty or has whitespace")
+        for field_name, uri in (("ref", False), ("ci_config_ref_uri", True)):
+            value = getattr(self, field_name)
+            problem = _check_pattern(field_name, value, uri=uri) if value is not None else None
+            if problem:
+                raise bad(problem, "globs know * (within a segment) and ** (whole segments)")
         if self.workflow is not None:
             workflow = self.workflow.removeprefix("./")
             if workflow.startswith("/") or "@" in workflow or not workflow:
@@ -276,7 +289,8 @@ def _gitlab_mismatches(req: OIDCRequirement, c: GitLabClaims) -> list[str]:
     if req.ref_protected is not None and (c.ref_protected == "true") != req.ref_protected:
         out.append(_is("ref_protected", c.ref_protected, str(req.ref_protected).lower()))
     if req.ci_config_ref_uri is not None and (
-        c.ci_config_ref_uri is None or not glob_match(req.ci_config_ref_uri, c.ci_config_ref_uri)
+        c.ci_config_ref_uri is None
+        or not _config_uri_match(req.ci_config_ref_uri, c.ci_config_ref_uri)
     ):
         out.append(_is("ci_config_ref_uri", c.ci_config_ref_uri, req.ci_config_ref_uri))
     if req.workflow is not None:

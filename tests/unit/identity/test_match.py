@@ -416,3 +416,42 @@ def test_invalid_gitlab_requirements() -> None:
         OIDCRequirement(
             name="x", issuer=GITLAB_ISSUER, audience=AUDIENCE, project_path="a/b", repository="a/c"
         )
+
+
+def test_ref_globs_mean_what_they_mean_in_the_policy() -> None:
+    """``**`` is zero or more segments and a lone ``*`` one non-empty segment, as in the policy
+    (safeguard.core.glob); a pattern that is no glob is refused when the identity is built."""
+
+    def req(ref: str) -> OIDCRequirement:
+        return OIDCRequirement(
+            name="g", issuer=GITHUB_ISSUER, audience=AUDIENCE, repository="org/team-a", ref=ref
+        )
+
+    assert match_identity(gh(ref="refs/main"), [req("refs/**/main")]).name == "g"
+    assert match_identity(gh(ref="refs/heads/main"), [req("refs/**/main")]).name == "g"
+    assert "g" in refused(gh(ref="refs/heads/"), req("refs/heads/*"))
+    assert match_identity(gh(ref="refs/heads/dev"), [req("refs/heads/*")]).name == "g"
+    for hostile in ("refs/heads/*/", "refs/**x/*", "refs/heads/[ab]*", "refs//*"):
+        with pytest.raises(OIDCRequirementInvalid):
+            req(hostile)
+
+
+def test_gitlab_ci_config_ref_uri_globs_only_its_ref() -> None:
+    def lab(uri: str) -> OIDCRequirement:
+        return OIDCRequirement(
+            name="lab",
+            issuer=GITLAB_ISSUER,
+            audience=AUDIENCE,
+            project_path="my-group/my-project",
+            ci_config_ref_uri=uri,
+        )
+
+    base = "gitlab.com/my-group/my-project//.gitlab-ci.yml@"
+    token = gl(ci_config_ref_uri=base + "refs/tags/v1.2")
+    assert match_identity(token, [lab(base + "refs/tags/v*")]).name == "lab"
+    assert "lab" in refused(
+        gl(ci_config_ref_uri=base + "refs/heads/v1"), lab(base + "refs/tags/v*")
+    )
+    for hostile in ("gitlab.com/my-group/*//.gitlab-ci.yml@refs/heads/main", base + "refs//*"):
+        with pytest.raises(OIDCRequirementInvalid):
+            lab(hostile)
