@@ -17,6 +17,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Final
 
+import anyio.to_thread
 import httpx
 
 from safeguard.core.digest import Digest
@@ -34,6 +35,7 @@ READ_SIZE: Final = 1024 * 1024
 OCTET: Final = "application/octet-stream"
 
 BlobData = bytes | Path
+_in_thread = anyio.to_thread.run_sync
 ByteCallback = Callable[[int], None]
 
 
@@ -94,14 +96,23 @@ class BlobClient:
         size: int | None = None,
         on_bytes: ByteCallback | None = None,
     ) -> int:
-        """Write a blob to ``dest`` through a temporary file renamed into place once verified."""
-        with AtomicFile(dest) as out:
+        """Write a blob to ``dest`` through a temporary file renamed into place once verified.
+
+        Every file operation (creating, writing, fsyncing, renaming or removing the temporary
+        file) runs in a worker thread, so a slow disk never stalls the event loop.
+        """
+        out = await _in_thread(AtomicFile, dest)
+        try:
             async with self.open(repo, digest, size) as chunks:
                 async for chunk in chunks:
-                    out.write(chunk)
+                    await _in_thread(out.write, chunk)
                     if on_bytes:
                         on_bytes(len(chunk))
-            return out.size
+            await _in_thread(out.commit)
+        except BaseException:
+            await _in_thread(out.abort)
+            raise
+        return out.size
 
     async def mount(self, repo: str, digest: Digest, from_repo: str) -> bool:
         """Ask the registry to link ``digest`` from ``from_repo``; False when it did not."""
@@ -231,15 +242,18 @@ def _body(data: BlobData, start: int, end: int) -> Content:
     path = data
 
     async def chunks() -> AsyncIterator[bytes]:
-        with path.open("rb") as f:
-            f.seek(start)
+        f = await _in_thread(path.open, "rb")
+        try:
+            await _in_thread(f.seek, start)
             remaining = end - start
             while remaining > 0:
-                piece = f.read(min(READ_SIZE, remaining))
+                piece = await _in_thread(f.read, min(READ_SIZE, remaining))
                 if not piece:
                     break
                 remaining -= len(piece)
                 yield piece
+        finally:
+            await _in_thread(f.close)
 
     return chunks
 

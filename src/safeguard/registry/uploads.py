@@ -6,6 +6,8 @@ Bytes are hashed while they stream to ``uploads/<uuid>``; each request is all-or
 chunk that arrives short is cut off again), the running hash is kept in memory between chunks
 (and rebuilt from disk if another process took the previous chunk), and a blob is published only
 once its digest has been verified. A wrong digest ends the session and leaves nothing behind.
+Every file operation (writes, the truncation that undoes a failed chunk, discarding a failed
+upload) runs in a worker thread, never on the event loop.
 """
 
 from __future__ import annotations
@@ -116,7 +118,7 @@ async def _append_body(
         if pending is not None:
             with contextlib.suppress(Exception):
                 await pending
-        appender.close()
+        await _run(appender.close)
 
 
 async def _load(ctx: RegistryContext, name: str, upload_id: str) -> UploadRecord:
@@ -176,7 +178,7 @@ async def _receive_chunk(
                 f"{offset - upload.offset} bytes were sent"
             )
     except BaseException:
-        ctx.blobs.truncate_upload(upload.uuid, upload.offset)
+        await _run(ctx.blobs.truncate_upload, upload.uuid, upload.offset)
         ctx.remember_upload(upload.uuid, UploadState(upload.offset, upload.digest_algorithm, saved))
         raise
     ctx.remember_upload(upload.uuid, UploadState(offset, upload.digest_algorithm, hasher))
@@ -217,7 +219,7 @@ async def start_upload(ctx: RegistryContext, req: Request, out: Responder, name:
     try:
         await _run(ctx.meta.create_upload, upload_id, name, algorithm)
     except BaseException:
-        ctx.blobs.discard_upload(upload_id)
+        await _run(ctx.blobs.discard_upload, upload_id)
         raise
     await out.respond(202, _session_headers(name, upload_id, 0))
 
@@ -235,7 +237,7 @@ async def _monolithic(
             raise _digest_mismatch(digest, actual)
         await _run(ctx.blobs.publish, upload_id, digest)
     except BaseException:
-        ctx.blobs.discard_upload(upload_id)
+        await _run(ctx.blobs.discard_upload, upload_id)
         raise
     await _run(ctx.meta.link_blob, name, str(digest), size)
     await out.respond(201, _created(name, digest))
