@@ -161,6 +161,11 @@ def serve(
     typer.echo(
         f"Safeguard registry listening on http://{shown}:{bound} (data: {application.data_dir})"
     )
+    source = policy or "the store's active one"
+    typer.echo(
+        f"Gateway in front of {upstream or 'the built-in registry'}; "
+        f"users: {auth or 'none (no authentication)'}; policy: {source}"
+    )
     config = uvicorn.Config(
         application,
         log_level=log_level.lower(),
