@@ -32,7 +32,7 @@ from cryptography import x509
 
 from safeguard.core.digest import Digest
 from safeguard.core.errors import SafeguardError
-from safeguard.formats.bundle import Bundle, HashOutput, TransparencyLogEntry
+from safeguard.formats.bundle import DIGEST_NAMES, Bundle, HashOutput, TransparencyLogEntry
 from safeguard.formats.cosign_sig import DSSE_MEDIA_TYPE, SIMPLE_SIGNING_MEDIA_TYPE, SignatureLayer
 from safeguard.formats.dsse import Envelope
 from safeguard.formats.intoto import PAYLOAD_TYPE, Statement
@@ -334,6 +334,7 @@ def _check_bundle(
                 raise CheckFailed(
                     "NOT_AN_ATTESTATION", "a message-signature bundle attests nothing"
                 )
+            artifact = _as_signed(artifact, ms.message_digest, entries)
             _message_digest_matches(ms.message_digest, artifact)
             if artifact.data is not None:
                 key = _verify_message(policy.keys, ms.signature, artifact.data)
@@ -397,13 +398,15 @@ def _check_bundle(
         assert ms is not None
         if expect.attestation:
             raise CheckFailed("NOT_AN_ATTESTATION", "a message-signature bundle attests nothing")
+        artifact = _as_signed(artifact, ms.message_digest, entries)
         _message_digest_matches(ms.message_digest, artifact)
+        signed = artifact
 
         def verify_ms(public_key: Any) -> None:
-            if artifact.data is not None:
-                _verify_message([public_key], ms.signature, artifact.data)
+            if signed.data is not None:
+                _verify_message([public_key], ms.signature, signed.data)
             else:
-                _verify_digest([public_key], ms.signature, artifact.digest)
+                _verify_digest([public_key], ms.signature, signed.digest)
 
         _keyless_own(
             leaf,
@@ -415,6 +418,32 @@ def _check_bundle(
             binding={"signature": ms.signature, "artifact_digest": artifact.digest},
             check=check,
         )
+
+
+def _as_signed(
+    artifact: Artifact, message_digest: Any, entries: Sequence[TransparencyLogEntry] = ()
+) -> Artifact:
+    """The blob digested with the hash its bundle signs: the ``messageDigest``'s, else the one
+    its logged ``hashedrekord`` names. A P-384 key signs SHA-384, so a blob digested with the
+    default SHA-256 is digested again (only possible with its bytes: a digest given alone is
+    compared as given, and a digest of the wrong hash is ``DIGEST_MISMATCH``)."""
+    if artifact.data is None:
+        return artifact
+    algorithm = None
+    if message_digest is not None:
+        algorithm = DIGEST_NAMES.get(message_digest.algorithm)
+    else:
+        for logged in entries:
+            try:
+                named = logged.entry().artifact_digest
+            except SafeguardError:
+                continue
+            if named is not None:
+                algorithm = named.algorithm
+                break
+    if algorithm is None or algorithm == artifact.digest.algorithm:
+        return artifact
+    return Artifact(Digest.of(artifact.data, algorithm), artifact.data, artifact.name)
 
 
 def _message_digest_matches(message_digest: Any, artifact: Artifact) -> None:
@@ -483,6 +512,7 @@ def _keyless_sigstore(
                 raise CheckFailed(
                     "NOT_AN_ATTESTATION", "a message-signature bundle attests nothing"
                 )
+            artifact = _as_signed(artifact, message_digest)
             _message_digest_matches(message_digest, artifact)
             evidence = verify_artifact_bundle(
                 sigstore_bundle,

@@ -1,4 +1,5 @@
-"""What the keyless path builds once per trusted root, and the identity it does not match twice.
+"""What the keyless path builds once per trusted root, and the identity it does not match twice;
+and the signed digest's hash, found where the bundle is parsed anyway.
 
 ``verifier_for`` keeps one sigstore-python ``Verifier`` per trusted root, over a root whose
 keyrings are built once; both must behave like fresh ones, and be rebuilt when a validity window
@@ -20,7 +21,12 @@ from sigstore.errors import VerificationError
 from sigstore.models import TrustedRoot
 from sigstore_models.trustroot import v1 as trustroot_v1
 
+from safeguard.core.digest import Digest
 from safeguard.core.errors import VerificationFailed
+from safeguard.keys import SoftwareSigner
+from safeguard.keys.base import Algorithm
+from safeguard.signing.sign import sign_blob
+from safeguard.verify.checks import Artifact, Candidate, Expectation, check
 from safeguard.verify.identity import IdentityPolicy, Match, identity_of
 from safeguard.verify.keyless import (
     _MemoRoot,
@@ -30,6 +36,7 @@ from safeguard.verify.keyless import (
     verifier_for,
     verify_artifact_bundle,
 )
+from safeguard.verify.policy import TrustPolicy
 
 F = Path(__file__).parents[2] / "fixtures" / "keyless"
 WHL_SIGNER = (
@@ -118,3 +125,37 @@ def test_identity_is_trusted_only_for_the_certificate_it_was_matched_on() -> Non
     _PolicyAdapter(wanted).verify(whl)
     with pytest.raises(VerificationError):
         _PolicyAdapter(wanted).verify(other)
+
+
+# --- the signed digest's hash is found where the bundle is parsed ----------------------------
+
+
+def test_check_digests_a_blob_with_the_hash_its_bundle_signs() -> None:
+    """``check`` alone (without the engine's own re-digest) accepts a P-384 key's SHA-384
+    bundle for a blob digested with SHA-256, and refuses a SHA-256 digest given without bytes."""
+    signer = SoftwareSigner.generate(Algorithm.ECDSA_P384_SHA384)
+    data = b"a release built on a P-384 key\n" * 10
+    bundle = sign_blob(data, signer).to_json()
+    assert b"SHA2_384" in bundle
+    policy = TrustPolicy(keys=(signer.public_key,))
+    with_bytes = check(
+        Candidate("bundle", "<b>", bundle_json=bundle),
+        Artifact(Digest.of(data), data),
+        policy,
+        Expectation(),
+    )
+    assert with_bytes.ok, with_bytes.reason
+    digest_only = check(
+        Candidate("bundle", "<b>", bundle_json=bundle),
+        Artifact(Digest.of(data)),
+        policy,
+        Expectation(),
+    )
+    assert not digest_only.ok and digest_only.code == "DIGEST_MISMATCH"
+    other = check(
+        Candidate("bundle", "<b>", bundle_json=bundle),
+        Artifact(Digest.of(data + b"x"), data + b"x"),
+        policy,
+        Expectation(),
+    )
+    assert not other.ok and other.code == "DIGEST_MISMATCH"
