@@ -10,13 +10,24 @@ layouts, finds them too, the subject's ``<alg>-<hex>`` index is also kept under 
 Reading referrers merges both: entries whose manifest has the subject, and the tag-schema index.
 
 Blob files are verified against their digest whenever they are read (a tampered layout is a
-``DigestMismatch``), and every write goes through a temporary file renamed into place.
+``DigestMismatch``), and every write goes through a temporary file renamed into place (fsynced,
+with its directory; ``safeguard.oci.atomic``).
+
+Concurrent writers: every read-modify-write of ``index.json`` (adding an entry, moving a tag,
+updating a referrers tag-schema index) holds an exclusive ``flock(2)`` on the layout's
+``oci-layout`` file, a file that is never replaced once written, so that two processes or threads
+copying into the same layout keep each other's entries. Readers take no lock: the index is always
+replaced whole.
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
+import os
 import re
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Final
@@ -43,6 +54,32 @@ _ATTACHED_TAG: Final = re.compile(r"^sha(?:256|512)-[0-9a-f]{64}(?:\.(?:sig|att|
 class OCILayout:
     def __init__(self, root: Path) -> None:
         self.root = root
+        self._lock_state = threading.local()
+
+    @contextlib.contextmanager
+    def _locked(self) -> Iterator[None]:
+        """Hold the layout's exclusive lock (re-entrant within a thread); see the module doc."""
+        state = self._lock_state
+        if getattr(state, "depth", 0):
+            state.depth += 1
+            try:
+                yield
+            finally:
+                state.depth -= 1
+            return
+        try:
+            fd = os.open(self.root / LAYOUT_FILE, os.O_RDONLY | os.O_CLOEXEC)
+        except FileNotFoundError as exc:
+            raise InvalidInput(f"{self.root} is not an OCI layout: no {LAYOUT_FILE} file") from exc
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            state.depth = 1
+            try:
+                yield
+            finally:
+                state.depth = 0
+        finally:
+            os.close(fd)  # releases the lock
 
     # -- opening ---------------------------------------------------------------------------
 
@@ -63,23 +100,29 @@ class OCILayout:
         if root.exists() and not root.is_dir():
             raise InvalidInput(f"{root} exists and is not a directory")
         root.mkdir(parents=True, exist_ok=True)
-        if (root / LAYOUT_FILE).exists():
-            layout._check_layout_file()
-        else:
-            if any(root.iterdir()):
+        layout_file = root / LAYOUT_FILE
+        if not layout_file.exists():
+            # Another writer creating the same layout right now leaves only its temporary files
+            # and, once it has written oci-layout, the rest: neither makes the directory foreign.
+            others = [p for p in root.iterdir() if not p.name.startswith(".tmp-")]
+            if others and not layout_file.exists():
                 raise InvalidInput(
                     f"{root} is not empty and is not an OCI layout",
                     hint="copy into an empty or new directory, or an existing OCI layout",
                 )
-            write_atomic(
-                root / LAYOUT_FILE,
-                json.dumps({"imageLayoutVersion": LAYOUT_VERSION}).encode(),
-            )
+            if not layout_file.exists():
+                write_atomic(
+                    layout_file, json.dumps({"imageLayoutVersion": LAYOUT_VERSION}).encode()
+                )
+        layout._check_layout_file()
         (root / "blobs" / "sha256").mkdir(parents=True, exist_ok=True)
-        if not (root / INDEX_FILE).exists():
-            layout._write_index({"schemaVersion": 2, "mediaType": mt.OCI_INDEX, "manifests": []})
-        else:
-            layout._read_index()
+        with layout._locked():
+            if not (root / INDEX_FILE).exists():
+                layout._write_index(
+                    {"schemaVersion": 2, "mediaType": mt.OCI_INDEX, "manifests": []}
+                )
+            else:
+                layout._read_index()
         return layout
 
     def _check_layout_file(self) -> None:
@@ -170,6 +213,10 @@ class OCILayout:
         """Record a manifest in ``index.json``: tagged (moving the tag), or untagged once."""
         if ref_name is not None:
             validate_tag(ref_name)
+        with self._locked():
+            self._add_entry(descriptor, ref_name)
+
+    def _add_entry(self, descriptor: Descriptor, ref_name: str | None) -> None:
         doc = self._read_index()
         manifests: list[dict[str, Any]] = doc["manifests"]
         entry = Descriptor(
@@ -286,6 +333,10 @@ class OCILayout:
 
     def record_referrer(self, subject: Digest, descriptor: Descriptor) -> None:
         """Keep the subject's referrers tag-schema index in the layout (regctl reads it)."""
+        with self._locked():
+            self._record_referrer(subject, descriptor)
+
+    def _record_referrer(self, subject: Digest, descriptor: Descriptor) -> None:
         tag = referrers_tag(subject)
         existing = self.find_tag(tag)
         doc: dict[str, Any] = {"schemaVersion": 2, "mediaType": mt.OCI_INDEX, "manifests": []}

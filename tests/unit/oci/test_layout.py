@@ -3,6 +3,11 @@
 from __future__ import annotations
 
 import json
+import os
+import stat
+import subprocess
+import sys
+import threading
 from pathlib import Path
 
 import pytest
@@ -174,3 +179,113 @@ def test_blob_paths_cannot_escape(tmp_path: Path) -> None:
     with pytest.raises(NotFound):
         layout.read_blob(d)
     assert isinstance(Descriptor(mt.OCI_MANIFEST, d, 1).to_dict(), dict)
+
+
+# --- durability, permissions and concurrent writers ------------------------------------------
+
+_WRITER = """
+import sys
+from pathlib import Path
+from safeguard.core import mediatypes as mt
+from safeguard.core.digest import Digest
+from safeguard.core.manifest import Descriptor
+from safeguard.oci.layout import OCILayout
+
+layout = OCILayout.create(Path(sys.argv[1]))
+for i in range(int(sys.argv[3])):
+    raw = f'{{"writer":"{sys.argv[2]}","n":{i}}}'.encode()
+    layout.add_entry(Descriptor(mt.OCI_MANIFEST, Digest.of(raw), len(raw)), f"{sys.argv[2]}-{i}")
+"""
+
+
+def _current_umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def test_committed_files_are_readable_like_any_file_the_user_writes(tmp_path: Path) -> None:
+    from safeguard.oci.atomic import file_mode, write_atomic
+
+    assert file_mode() == 0o644 & ~_current_umask()
+    root = tmp_path / "layout"
+    layout = OCILayout.create(root)
+    _store(layout, image(), "v1")
+    for path in [root / "oci-layout", root / "index.json", *root.glob("blobs/sha256/*")]:
+        assert stat.S_IMODE(path.stat().st_mode) == file_mode(), path
+    target = tmp_path / "one"
+    write_atomic(target, b"x")
+    assert stat.S_IMODE(target.stat().st_mode) == file_mode()
+
+
+def test_rename_is_made_durable_by_syncing_the_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import safeguard.oci.atomic as atomic
+
+    synced: list[bool] = []
+    real_fsync = os.fsync
+
+    def recording_fsync(fd: int) -> None:
+        synced.append(stat.S_ISDIR(os.fstat(fd).st_mode))
+        real_fsync(fd)
+
+    monkeypatch.setattr(atomic.os, "fsync", recording_fsync)
+    atomic.write_atomic(tmp_path / "index.json", b"{}")
+    assert synced == [False, True]  # the file, then its directory after the rename
+
+
+def test_concurrent_writers_keep_every_entry(tmp_path: Path) -> None:
+    """Threads and processes adding entries at once: none is lost (index.json is locked)."""
+    root = tmp_path / "layout"
+    OCILayout.create(root)
+    per_writer = 15
+
+    def thread_writer(name: str) -> None:
+        layout = OCILayout.open(root)
+        for i in range(per_writer):
+            raw = f'{{"writer":"{name}","n":{i}}}'.encode()
+            layout.add_entry(Descriptor(mt.OCI_MANIFEST, Digest.of(raw), len(raw)), f"{name}-{i}")
+
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    processes = [
+        subprocess.Popen(
+            [sys.executable, "-c", _WRITER, str(root), f"p{n}", str(per_writer)], env=env
+        )
+        for n in range(3)
+    ]
+    threads = [threading.Thread(target=thread_writer, args=(f"t{n}",)) for n in range(3)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    for process in processes:
+        assert process.wait(timeout=60) == 0
+    tags = OCILayout.open(root).tags()
+    expected = {f"{w}-{i}" for w in ("p0", "p1", "p2", "t0", "t1", "t2") for i in range(per_writer)}
+    assert sorted(tags) == sorted(expected)
+    assert not [p for p in root.iterdir() if p.name.startswith(".tmp-")]
+
+
+def test_concurrent_creators_and_a_foreign_directory(tmp_path: Path) -> None:
+    root = tmp_path / "new"
+    errors: list[BaseException] = []
+
+    def create() -> None:
+        try:
+            OCILayout.create(root)
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=create) for _ in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    assert OCILayout.open(root).entries() == []
+    foreign = tmp_path / "foreign"
+    foreign.mkdir()
+    (foreign / "notes.txt").write_text("mine")
+    with pytest.raises(InvalidInput, match="not empty"):
+        OCILayout.create(foreign)
