@@ -16,7 +16,9 @@ Measured in one process, in one run:
   same bytes (bundle parsed from JSON each time in all), interleaved: once with a ``Verifier``
   made per call (what one ``sigstore verify`` run does) and once with one ``Verifier`` reused
   (sigstore-python's best case in a long-lived process). Safeguard builds its per-root objects
-  once (``safeguard.verify.keyless.verifier_for``) and nothing per bundle is cached.
+  once (``safeguard.verify.keyless.verifier_for``) and nothing per bundle is cached. Also timed:
+  ``checks.check`` + ``Verdict`` alone, i.e. ``verify_bundle`` without the engine's digest step
+  that parses the bundle once more before ``check`` (``engine._digested_as_signed``).
 
 Prints a Markdown table with medians and the targets (keyless no slower than sigstore-python,
 warm cache lookup < 0.2 ms, cold key-based < 20 ms) and writes ``bench/results/verify.json``.
@@ -51,11 +53,12 @@ from safeguard.keys import SoftwareSigner  # noqa: E402
 from safeguard.oci.client import RegistryClient  # noqa: E402
 from safeguard.signing.sign import sign_image  # noqa: E402
 from safeguard.verify.cache import VerdictCache  # noqa: E402
-from safeguard.verify.checks import Artifact, Expectation  # noqa: E402
+from safeguard.verify.checks import Artifact, Candidate, Expectation, check  # noqa: E402
 from safeguard.verify.engine import verify_bundle, verify_image  # noqa: E402
 from safeguard.verify.identity import IdentityPolicy, Match  # noqa: E402
 from safeguard.verify.policy import TrustPolicy  # noqa: E402
 from safeguard.verify.trustroot import load_trust_material  # noqa: E402
+from safeguard.verify.verdict import Verdict  # noqa: E402
 
 KEYLESS = ROOT / "tests" / "fixtures" / "keyless"
 SIGNER = "https://github.com/trailofbits/rfc8785.py/.github/workflows/release.yml@refs/tags/v0.1.2"
@@ -130,6 +133,12 @@ def keyless(rounds: int) -> dict[str, Any]:
     def ours() -> None:
         assert verify_bundle(raw, target, policy, Expectation()).allowed
 
+    def checked() -> None:  # verify_bundle without the engine's step before ``check``
+        result = check(
+            Candidate("bundle", "<bundle>", bundle_json=raw), target, policy, Expectation()
+        )
+        assert Verdict.from_checks("bundle", [result]).allowed
+
     def theirs() -> None:
         Verifier(trusted_root=root).verify_artifact(
             artifact, SigstoreBundle.from_json(raw), Identity(identity=SIGNER, issuer=GH)
@@ -144,16 +153,20 @@ def keyless(rounds: int) -> dict[str, Any]:
 
     for _ in range(20):  # warm all
         ours()
+        checked()
         theirs()
         theirs_reused()
-    safeguard, sigstore, reused = [], [], []
+    safeguard, check_only, sigstore, reused = [], [], [], []
     for _ in range(rounds):
         safeguard.append(timed(ours))
+        check_only.append(timed(checked))
         sigstore.append(timed(theirs))
         reused.append(timed(theirs_reused))
-    a, b, c = ms(safeguard), ms(sigstore), ms(reused)
+    a, b, c, d = ms(safeguard), ms(sigstore), ms(reused), ms(check_only)
     return {
         "safeguard": a,
+        "safeguard_check_only": d,
+        "check_only_ratio": d["median_ms"] / b["median_ms"],
         "sigstore_python": b,
         "sigstore_python_reused_verifier": c,
         "ratio": a["median_ms"] / b["median_ms"],
@@ -193,6 +206,11 @@ def main() -> None:
             "keyless bundle, Safeguard",
             kl["safeguard"],
             f"<= sigstore-python (x{kl['ratio']:.2f}; x{kl['ratio_reused']:.2f} vs reused)",
+        ),
+        (
+            "keyless bundle, Safeguard check + Verdict (no engine pre-parse)",
+            kl["safeguard_check_only"],
+            f"x{kl['check_only_ratio']:.2f}",
         ),
         ("keyless bundle, sigstore-python, Verifier per call", kl["sigstore_python"], "baseline"),
         (
