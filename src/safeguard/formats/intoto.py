@@ -7,8 +7,14 @@ A Statement binds a predicate to the artifacts it is about::
      "predicateType": <URI>, "predicate": {...}}
 
 We build v1 Statements and read v1 and v0.1 ones (v0.1 has the same shape). Subject digests are
-a ``DigestSet`` (algorithm name to lower-case hex); ``Statement.subject_matching`` answers
-"is this statement about that image?" by comparing a digest against every subject.
+a ``DigestSet`` (in-toto/attestation ``spec/v1/digest_set.md``): algorithm name to digest. The
+algorithms that spec names are checked (hex of the algorithm's length; ``gitCommit``, ``gitTree``,
+``gitBlob`` and ``gitTag`` are SHA-1 or SHA-256 git objects, 40 or 64 hex digits), and a malformed
+value of one of them makes the statement invalid. Any other algorithm is kept as given but, as
+the spec requires of consumers, ignored: it is never validated, never refuses a statement and
+never matches. ``Statement.subject_matching`` answers "is this statement about that image?" by
+comparing a digest (``sha256``, ``sha384`` or ``sha512``) against every subject: two digest sets
+match when any accepted algorithm matches.
 """
 
 from __future__ import annotations
@@ -18,7 +24,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final
 
-from safeguard.core.digest import Digest
+from safeguard.core.digest import SIGNATURE_ALGORITHMS, Digest
 from safeguard.formats._json import compact, loads
 from safeguard.formats.errors import StatementInvalid
 
@@ -27,7 +33,36 @@ STATEMENT_V01: Final = "https://in-toto.io/Statement/v0.1"
 STATEMENT_TYPES: Final = frozenset({STATEMENT_V1, STATEMENT_V01})
 PAYLOAD_TYPE: Final = "application/vnd.in-toto+json"
 _HEX: Final = re.compile(r"^[0-9a-fA-F]+$")
-_HEX_LENGTHS: Final = {"sha256": 64, "sha512": 128, "sha384": 96, "sha1": 40, "gitCommit": 40}
+# The hex-encoded algorithms digest_set.md names, with their lengths in hex digits (a tuple where
+# the spec allows several: git objects are SHA-1 or SHA-256; shake/blake2/gost output lengths vary).
+_HEX_LENGTHS: Final[dict[str, tuple[int, ...] | None]] = {
+    "sha256": (64,),
+    "sha224": (56,),
+    "sha384": (96,),
+    "sha512": (128,),
+    "sha512_224": (56,),
+    "sha512_256": (64,),
+    "sha3_224": (56,),
+    "sha3_256": (64,),
+    "sha3_384": (96,),
+    "sha3_512": (128,),
+    "shake128": None,
+    "shake256": None,
+    "blake2b": None,
+    "blake2s": None,
+    "ripemd160": (40,),
+    "sm3": (64,),
+    "gost": None,
+    "sha1": (40,),
+    "md5": (32,),
+    "dirHash1": (64,),
+    "gitCommit": (40, 64),
+    "gitTree": (40, 64),
+    "gitBlob": (40, 64),
+    "gitTag": (40, 64),
+}
+MATCHED_ALGORITHMS: Final = SIGNATURE_ALGORITHMS
+"""The algorithms a subject is matched on (what Safeguard computes and trusts)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,13 +74,24 @@ class Subject:
         return {"name": self.name, "digest": dict(self.digest)}
 
     def matches(self, digest: Digest | str) -> bool:
-        d = Digest.parse(digest) if isinstance(digest, str) else digest
+        """Whether this subject's digest set names ``digest`` (accepted algorithms only)."""
+        d = (
+            Digest.parse(digest, algorithms=SIGNATURE_ALGORITHMS)
+            if isinstance(digest, str)
+            else digest
+        )
+        if d.algorithm not in MATCHED_ALGORITHMS:
+            return False
         value = self.digest.get(d.algorithm)
         return value is not None and value.lower() == d.hex
 
     @classmethod
     def for_digest(cls, name: str, digest: Digest | str) -> Subject:
-        d = Digest.parse(digest) if isinstance(digest, str) else digest
+        d = (
+            Digest.parse(digest, algorithms=SIGNATURE_ALGORITHMS)
+            if isinstance(digest, str)
+            else digest
+        )
         return cls(name, {d.algorithm: d.hex})
 
 
@@ -114,15 +160,21 @@ def _subject(raw: Any, index: int) -> Subject:
         raise StatementInvalid(f"statement subject[{index}] has no digest set")
     clean: dict[str, str] = {}
     for algorithm, value in digests.items():
+        if algorithm not in _HEX_LENGTHS:
+            # Unrecognised: consumers MUST ignore it (digest_set.md, "Guidelines"). Kept when it
+            # is a string, for display; never checked, never matched.
+            if isinstance(value, str):
+                clean[algorithm] = value
+            continue
         if not isinstance(value, str) or not _HEX.match(value):
             raise StatementInvalid(
                 f"statement subject[{index}].digest.{algorithm} is not a hex string"
             )
-        expected = _HEX_LENGTHS.get(algorithm)
-        if expected is not None and len(value) != expected:
+        lengths = _HEX_LENGTHS[algorithm]
+        if lengths is not None and len(value) not in lengths:
             raise StatementInvalid(
                 f"statement subject[{index}].digest.{algorithm} has {len(value)} hex digits, "
-                f"not {expected}"
+                f"not {' or '.join(str(n) for n in lengths)}"
             )
         clean[algorithm] = value
     return Subject(name, clean)
