@@ -15,7 +15,6 @@ admin role (``safeguard.gateway.adminclient``).
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Any
 
 import typer
@@ -43,16 +42,6 @@ def parse_artifact(text: str) -> tuple[str, str, str]:
         return ref.registry, ref.repository, str(ref.digest)
     assert ref.tag is not None
     return ref.registry, ref.repository, ref.tag
-
-
-def parse_date(text: str) -> datetime:
-    try:
-        when = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        raise InvalidInput(
-            f"--until {text!r} is not a date", hint="write YYYY-MM-DD or an RFC 3339 time"
-        ) from None
-    return when if when.tzinfo is not None else when.replace(tzinfo=UTC)
 
 
 def _entry_line(entry: dict[str, Any]) -> str:
@@ -86,11 +75,12 @@ def move(
     allow_insecure_registry: bool = INSECURE_OPTION,
 ) -> None:
     """Move an artifact and its referrers into the quarantine namespace (admin)."""
+    from safeguard.gateway.admin import parse_until
     from safeguard.gateway.adminclient import call
 
     with reported(output):
         host, repository, reference = parse_artifact(artifact)
-        deadline = parse_date(until)
+        deadline = parse_until(until)
         body: dict[str, Any] = {
             "repository": repository,
             "reference": reference,

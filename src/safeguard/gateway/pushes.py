@@ -57,6 +57,7 @@ from safeguard.gateway.tags import is_attached_tag, is_referrers_index_tag, tag_
 from safeguard.gateway.upstream import Upstream
 from safeguard.registry.context import MANIFEST_LIMIT, check_digest, check_tag
 from safeguard.registry.http import Headers
+from safeguard.registry.manifests import _too_large
 
 if TYPE_CHECKING:
     from safeguard.gateway.app import Call
@@ -76,15 +77,6 @@ Relay = Callable[..., Awaitable[tuple[int, Headers, bytes]]]
 def denied(message: str, hint: str | None = None) -> OCIError:
     text = f"{message}: {hint}" if hint else message
     return OCIError(OCIErrorCode.DENIED, text, status=403, hint=hint)
-
-
-def too_large() -> OCIError:
-    return OCIError(
-        OCIErrorCode.MANIFEST_INVALID,
-        f"manifest is larger than the {MANIFEST_LIMIT} byte limit",
-        status=413,
-        hint="split the artifact into an index of smaller manifests",
-    )
 
 
 def warning(text: str) -> tuple[bytes, bytes]:
@@ -144,8 +136,8 @@ class Enforcer:
         self.refuse_writes_to_quarantine(repository)
         declared = req.content_length()
         if declared is not None and declared > MANIFEST_LIMIT:
-            raise too_large()
-        raw = await req.read(MANIFEST_LIMIT, too_large)
+            raise _too_large()
+        raw = await req.read(MANIFEST_LIMIT, _too_large)
         try:
             manifest = parse_manifest(raw, req.header(b"content-type"))
         except InvalidManifest as exc:

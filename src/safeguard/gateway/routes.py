@@ -1,11 +1,12 @@
 """What a Distribution API request is about, read from its path (distribution-spec v1.1,
 "Endpoints" table: end-1 to end-13).
 
-Repository names have any number of ``/`` components, so the route is matched from the right, as
-the built-in registry does. The gateway applies policy to the repository it reads here and sends
-on exactly the path it read (never the client's raw bytes), so a percent-encoded ``%2F`` cannot
-make the gateway and the registry disagree about which repository a request names. Names, tags
-and digests are checked with the registry's own validators before anything is forwarded.
+Repository names have any number of ``/`` components, so the route is matched from the right,
+with the built-in registry's own route patterns. The gateway applies policy to the repository it
+reads here and sends on exactly the path it read (never the client's raw bytes), so a
+percent-encoded ``%2F`` cannot make the gateway and the registry disagree about which repository
+a request names. Names, tags and digests are checked with the registry's own validators before
+anything is forwarded.
 """
 
 from __future__ import annotations
@@ -15,15 +16,11 @@ from dataclasses import dataclass
 from typing import Final, Literal
 
 from safeguard.core.errors import OCIError, OCIErrorCode
+from safeguard.registry.app import _BLOB, _MANIFEST, _REFERRERS, _TAGS, _UPLOAD
 from safeguard.registry.context import check_digest, check_name, check_tag
 
 Kind = Literal["base", "catalog", "manifest", "blob", "upload", "tags", "referrers"]
 
-_MANIFEST: Final = re.compile(r"^/v2/(.+)/manifests/([^/]+)$")
-_UPLOAD: Final = re.compile(r"^/v2/(.+)/blobs/uploads(?:/([^/]*))?$")
-_BLOB: Final = re.compile(r"^/v2/(.+)/blobs/([^/]+)$")
-_TAGS: Final = re.compile(r"^/v2/(.+)/tags/list$")
-_REFERRERS: Final = re.compile(r"^/v2/(.+)/referrers/([^/]+)$")
 _UPLOAD_ID: Final = re.compile(r"^[A-Za-z0-9_=.-]{1,128}$")
 
 

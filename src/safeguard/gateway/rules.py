@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Final
 
 from safeguard.core.errors import SafeguardError
-from safeguard.policy import Policy, RegistryRule, load_policy, rule_for
+from safeguard.policy import Policy, PolicyStore, RegistryRule, load_policy, rule_for
 from safeguard.policy.match import glob_matches
 from safeguard.verify.from_policy import trust_for_signers
 from safeguard.verify.policy import TrustPolicy
@@ -120,7 +120,7 @@ class PolicySource:
         self,
         *,
         policy_file: Path | None = None,
-        store: object | None = None,
+        store: PolicyStore | None = None,
         refresh_seconds: float = 5.0,
     ) -> None:
         self._store = store
@@ -145,9 +145,6 @@ class PolicySource:
         now = time.monotonic()
         if now - self._checked < self._refresh:
             return self._book
-        from safeguard.policy import PolicyStore
-
-        assert isinstance(self._store, PolicyStore)
         try:
             active = self._store.active()
         except SafeguardError as exc:
