@@ -210,3 +210,34 @@ def test_registry_down_mid_push_leaves_nothing_behind(tmp_path: Path, keys: KeyF
             assert response.json()["errors"][0]["code"] == "UNAVAILABLE"
         assert admin_get(server, "pending")["pending"] == []
         assert admin_get(server, "audit")["events"] == []
+
+
+def test_a_signature_pushed_around_the_gateway_is_found_at_the_deadline(
+    gateway: GatewayServer, tmp_path: Path, keys: KeyFiles
+) -> None:
+    if gateway.upstream is None:
+        pytest.skip("the built-in registry has no way around the gateway")
+    repo = f"team-a/midgrace/{uuid.uuid4().hex[:8]}"
+    built = build_layout(tmp_path / "layout", "v1")
+    assert copy_to(gateway, tmp_path / "layout", f"{repo}:v1").returncode == 0
+    # the signature goes straight to the registry: the gateway learns of it at the deadline
+    direct = sign_direct(gateway.upstream, tmp_path, f"{repo}@{built['digest']}", keys.team_a)
+    assert direct.exit_code == 0, direct.output
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline and visible(gateway, repo, "v1") != 200:
+        time.sleep(0.2)
+    assert visible(gateway, repo, "v1") == 200
+    (entry,) = admin_get(gateway, "pending?repository=" + repo)["pending"]
+    assert entry["state"] == "released"
+
+
+def sign_direct(upstream: RegistryServer, tmp_path: Path, reference: str, key: Path) -> Any:
+    from typer.testing import CliRunner
+
+    from safeguard.cli.app import app
+    from tests.unit.gateway.harness import KEY_PASSWORD
+
+    env = {"COSIGN_PASSWORD": KEY_PASSWORD, "REGISTRY_AUTH_FILE": str(tmp_path / "none.json")}
+    return CliRunner().invoke(
+        app, ["sign", "--key", str(key), f"{upstream.host}/{reference}"], env=env
+    )

@@ -226,6 +226,12 @@ DEFAULT_RULES: list[dict[str, Any]] = [
         "quarantine": {"namespace": "quarantine", "deprecationDays": 30},
     },
     {
+        "match": "team-a/midgrace/**",
+        "unsignedPush": "grace",
+        "graceSeconds": 4,
+        "signers": [{"identity": "team-a-release"}],
+    },
+    {
         "match": "team-a/fastgrace/**",
         "unsignedPush": "grace",
         "graceSeconds": 1,
