@@ -67,8 +67,8 @@ SIG_B64 = base64.b64encode(SIGNER.sign(b"x")).decode()
 
 
 def _run(coro: Coroutine[Any, Any, dict[str, Any]]) -> dict[str, Any]:
-    """Run the load generator on uvloop when it is installed: it then costs about half the CPU
-    per request, which it would otherwise take from the server on these shared cores."""
+    """Run the load generator on uvloop when it is installed: it then takes less CPU per
+    request, which it would otherwise take from the server on these shared cores."""
     try:
         import uvloop
     except ImportError:
