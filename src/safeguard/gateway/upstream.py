@@ -122,6 +122,8 @@ def _clean_response_headers(headers: Iterable[tuple[bytes, bytes]], base: bytes 
             continue
         if base is not None and name == b"location" and value.startswith(base):
             value = value[len(base) :] or b"/"
+        elif base is not None and name == b"link" and b"<" + base in value:
+            value = value.replace(b"<" + base, b"<")  # pagination: next page via the gateway
         out.append((name, value))
     return out
 

@@ -191,3 +191,26 @@ async def test_nothing_listening_is_connection_failed() -> None:
     pool = wire.Pool("127.0.0.1", free_port())
     with pytest.raises(wire.ConnectionFailed):
         await pool.request("GET", "/", [], None)
+
+
+def test_registry_urls_in_answers_point_back_at_the_gateway() -> None:
+    from safeguard.gateway.upstream import _clean_response_headers
+
+    base = b"http://registry:5000"
+    cleaned = _clean_response_headers(
+        [
+            (b"Location", base + b"/v2/a/blobs/uploads/u?_state=x"),
+            (b"Link", b"<" + base + b'/v2/a/tags/list?n=1&last=b>; rel="next"'),
+            (b"WWW-Authenticate", b'Bearer realm="http://auth/token"'),
+            (b"Transfer-Encoding", b"chunked"),
+            (b"Docker-Content-Digest", b"sha256:x"),
+            (b"location2", base),
+        ],
+        base,
+    )
+    assert cleaned == [
+        (b"location", b"/v2/a/blobs/uploads/u?_state=x"),
+        (b"link", b'</v2/a/tags/list?n=1&last=b>; rel="next"'),
+        (b"docker-content-digest", b"sha256:x"),
+        (b"location2", base),
+    ]
