@@ -23,9 +23,7 @@ import asyncio
 from typing import TYPE_CHECKING
 
 from safeguard.core.digest import Digest
-from safeguard.core.errors import SafeguardError
 from safeguard.core.reference import Reference
-from safeguard.formats.bundle import DIGEST_NAMES, Bundle
 from safeguard.oci.client import RegistryClient
 from safeguard.oci.signatures import Purpose, fetch_attached, list_attached
 from safeguard.verify.cache import VerdictCache
@@ -84,40 +82,6 @@ async def verify_image(
     return verdict
 
 
-def _digested_as_signed(bundle_json: bytes, artifact: Artifact) -> Artifact:
-    """The blob's digest in the hash its message-signature bundle's ``messageDigest`` (or, without
-    one, its logged ``hashedrekord``) names.
-
-    A P-384 key signs (and logs) the SHA-384 digest, so a blob read from disk (digested with
-    SHA-256 by default) is digested again with that hash before its signed digest and log entry
-    are compared. Anything unreadable is left to ``check``, which names the reason.
-    """
-    if artifact.data is None:
-        return artifact
-    try:
-        bundle = Bundle.from_json(bundle_json)
-    except SafeguardError:
-        return artifact
-    message = bundle.message_signature
-    if message is None:
-        return artifact
-    if message.message_digest is not None:
-        algorithm = DIGEST_NAMES.get(message.message_digest.algorithm)
-    else:  # no messageDigest: the hash a logged hashedrekord names, if any
-        algorithm = None
-        for logged in bundle.verification_material.tlog_entries:
-            try:
-                named = logged.entry().artifact_digest
-            except SafeguardError:
-                continue
-            if named is not None:
-                algorithm = named.algorithm
-                break
-    if algorithm is None or algorithm == artifact.digest.algorithm:
-        return artifact
-    return Artifact(Digest.of(artifact.data, algorithm), artifact.data, artifact.name)
-
-
 def verify_bundle(
     bundle_json: bytes,
     artifact: Artifact,
@@ -130,7 +94,6 @@ def verify_bundle(
     """Verify a bundle file about a blob (its bytes, or only its digest); ``online`` as for
     ``verify_image``."""
     candidate = Candidate("bundle", location, bundle_json=bundle_json)
-    artifact = _digested_as_signed(bundle_json, artifact)
     result = check(candidate, artifact, policy, expect or Expectation())
     if online is not None:
         online.apply([(candidate, result)])
