@@ -143,7 +143,7 @@ def report_tlog(client: RekorClient | None) -> None:
         )
     warning = client.note_name_warning()
     if warning:
-        err_console.print(f"WARNING: {warning}", highlight=False, soft_wrap=True)
+        err_console.print(f"note: {warning}", highlight=False, soft_wrap=True)
 
 
 @contextmanager
@@ -167,7 +167,7 @@ def report_signed(
     result: ImageSignResult, output: OutputFormat, what: str, tlog: RekorClient | None = None
 ) -> None:
     for warning in result.warnings:
-        err_console.print(f"WARNING: {warning}", highlight=False, soft_wrap=True)
+        err_console.print(f"note: {warning}", highlight=False, soft_wrap=True)
     if output is OutputFormat.json:
         doc = result.as_dict()
         if tlog is not None:

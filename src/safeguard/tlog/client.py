@@ -495,9 +495,10 @@ class RekorClient:
         names = {n for s in self.submissions for n in s.checkpoint_names}
         if not names or self.note_name in names:
             return None
+        shown = ", ".join(sorted(names))
         return (
-            f"the log signs its checkpoints as {', '.join(sorted(names))!r}, but is reached at "
-            f"{self.url}: verifiers given a trusted root with baseUrl {self.url} will refuse the "
-            f"checkpoint. Create the log with SAFEGUARD_TLOG_HOSTNAME={self.note_name}, or export "
-            "the trusted root with --base-url https://<that name>"
+            f"the log signs its checkpoints as {shown!r}, not as {self.note_name!r}: a trusted "
+            f"root for it needs baseUrl https://{shown} (`safeguard tlog export-trusted-root "
+            f"--url {self.url}` writes that). To name the log after its address, create it with "
+            f"SAFEGUARD_TLOG_HOSTNAME={self.note_name}"
         )
