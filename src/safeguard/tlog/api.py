@@ -21,11 +21,17 @@ C2SP tlog-tiles (c2sp.org/tlog-tiles): ``GET /checkpoint``, ``/tile/<L>/<N>[.p/<
 and bundles never change and are served ``immutable``; the checkpoint is ``no-cache``.
 
 The app is plain ASGI with no router in between, like the registry, because entry and proof
-reads are the hot path.
+reads are the hot path. It shares the event loop with the registry and the gateway, so no request
+may block it: a read is first tried from memory alone (``service.cached_only``: cached answers,
+entries, node hashes and a fresh head), and whatever needs the database runs in a worker thread,
+under the log's own ``CapacityLimiter`` so a flood of log reads cannot take the threads the
+registry's file operations use. No request waits for the sequencer's lock: a ``lastSize`` beyond
+the tree is a 400 from the cached view, as in Rekor (``service.TransparencyLog._catch_up``).
 """
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 import logging
@@ -35,8 +41,11 @@ import threading
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, MutableMapping
 from pathlib import Path
-from typing import Any, Final, Protocol
+from typing import Any, Final, Protocol, TypeVar
 from urllib.parse import parse_qs
+
+import anyio
+import anyio.to_thread
 
 from safeguard.core.errors import InvalidInput, NotFound, SafeguardError
 from safeguard.formats._json import loads
@@ -56,6 +65,8 @@ from safeguard.tlog.service import (
     LogConfig,
     TransparencyLog,
     TreeHead,
+    WouldBlock,
+    cached_only,
 )
 from safeguard.tlog.storage import StoredEntry
 from safeguard.tlog.tiles import InvalidTilePath, parse_entries_path, parse_tile_path
@@ -79,6 +90,10 @@ PIECE_CACHE: Final = 16384
 """Entries whose serialised fields are kept (about 1.5 KB each)."""
 ANSWER_CACHE: Final = 4096
 """Whole ``LogEntry`` answers kept, keyed by entry index and tree size."""
+WORKER_THREADS: Final = 16
+"""Worker threads the log's reads may occupy at once (a limiter of its own)."""
+
+T = TypeVar("T")
 
 
 def is_tlog_path(path: str) -> bool:
@@ -114,6 +129,7 @@ class TlogApp:
         self._pieces: OrderedDict[int, tuple[bytes, bytes]] = OrderedDict()
         self._answers: OrderedDict[tuple[int, int], bytes] = OrderedDict()
         self._head_json: tuple[TreeHead, bytes, bytes] | None = None
+        self._limiter: tuple[asyncio.AbstractEventLoop, anyio.CapacityLimiter] | None = None
 
     # --- plumbing ------------------------------------------------------------------------------
 
@@ -192,6 +208,24 @@ class TlogApp:
             raise ApiError(400, f"{name} must be a non-negative integer", "INVALID_INPUT")
         return int(text)
 
+    # --- threads -------------------------------------------------------------------------------
+
+    async def _in_thread(self, fn: Callable[..., T], *args: Any) -> T:
+        """Run ``fn`` in a worker thread under the log's limiter (one per event loop)."""
+        loop = asyncio.get_running_loop()
+        if self._limiter is None or self._limiter[0] is not loop:
+            self._limiter = (loop, anyio.CapacityLimiter(WORKER_THREADS))
+        return await anyio.to_thread.run_sync(fn, *args, limiter=self._limiter[1])
+
+    async def _memory_first(self, fn: Callable[..., T], *args: Any) -> T:
+        """``fn`` on the event loop if memory answers it, else (``WouldBlock``) in a thread.
+        ``fn`` only reads and fills caches, so running it again is harmless."""
+        try:
+            with cached_only():
+                return fn(*args)
+        except WouldBlock:
+            return await self._in_thread(fn, *args)
+
     # --- routing -------------------------------------------------------------------------------
 
     async def _route(self, scope: Scope, receive: Receive) -> tuple[int, list[Any], bytes]:
@@ -203,28 +237,32 @@ class TlogApp:
                 return await self._create(receive)
             if get:
                 index = self._int_param(self._query(scope), "logIndex")
-                return 200, [_JSON], self._log_entry(self.tlog.entry_by_index(index))
+                return 200, [_JSON], await self._memory_first(self._entry_at, index)
         elif path.startswith(f"{PREFIX}/entries/") and path != f"{PREFIX}/entries/retrieve":
             if get:
-                return 200, [_JSON], self._log_entry(self._by_uuid(path.rsplit("/", 1)[1]))
+                text = path.rsplit("/", 1)[1]
+                leaf = self._leaf_from_uuid(text)
+                if leaf is None:
+                    raise NotFound(f"no entry with UUID {text}")
+                return 200, [_JSON], await self._in_thread(self._entry_of, leaf)
         elif path == f"{PREFIX}/entries/retrieve":
             if method == "POST":
-                return self._retrieve(await self._body(receive))
+                return await self._in_thread(self._retrieve, await self._body(receive))
         elif path == PREFIX:
             if get:
-                return self._json(200, self._log_info())
+                return self._json(200, await self._memory_first(self._log_info))
         elif path == f"{PREFIX}/proof":
             if get:
-                return self._proof(self._query(scope))
+                return await self._memory_first(self._proof, self._query(scope))
         elif path == f"{PREFIX}/publicKey":
             if get:
                 return 200, [(b"content-type", b"application/x-pem-file")], self.tlog.key.pem
         elif path == INDEX_RETRIEVE:
             if method == "POST":
-                return self._index(await self._body(receive))
+                return await self._in_thread(self._index, await self._body(receive))
         elif path == "/checkpoint":
             if get:
-                head = self.tlog.head()
+                head = await self._memory_first(self.tlog.head)
                 return (
                     200,
                     [
@@ -235,7 +273,7 @@ class TlogApp:
                 )
         elif path.startswith("/tile/"):
             if get:
-                return self._tile(path[1:])
+                return await self._memory_first(self._tile, path[1:])
         else:
             raise ApiError(404, f"no endpoint at {path[:200]}", "NOT_FOUND")
         raise ApiError(405, f"method {method} is not allowed here", "METHOD_NOT_ALLOWED")
@@ -321,7 +359,13 @@ class TlogApp:
             (b"location", PREFIX.encode() + b"/entries/" + entry_id),
             (b"etag", entry_id),
         ]
-        return 201, headers, self._log_entry(result.entry, result.head)
+        return 201, headers, await self._memory_first(self._log_entry, result.entry, result.head)
+
+    def _entry_at(self, index: int) -> bytes:
+        return self._log_entry(self.tlog.entry_by_index(index))
+
+    def _entry_of(self, leaf: bytes) -> bytes:
+        return self._log_entry(self.tlog.entry_by_leaf(leaf))
 
     def _leaf_from_uuid(self, text: str) -> bytes | None:
         if not _UUID.fullmatch(text):
@@ -331,12 +375,6 @@ class TlogApp:
                 return None
             text = text[16:]
         return bytes.fromhex(text)
-
-    def _by_uuid(self, text: str) -> StoredEntry:
-        leaf = self._leaf_from_uuid(text)
-        if leaf is None:
-            raise NotFound(f"no entry with UUID {text}")
-        return self.tlog.entry_by_leaf(leaf)
 
     def _log_info(self) -> dict[str, Any]:
         head = self.tlog.head()

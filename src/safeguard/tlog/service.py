@@ -12,7 +12,14 @@ and its root recomputed from the stored nodes.
 
 Several processes may share one PostgreSQL database: the row lock serialises them, and a process
 that finds the state row ahead of its own view reloads the tree before appending. Readers refresh
-their view at most every ``refresh_interval`` seconds.
+their view at most every ``refresh_interval`` seconds, and never wait for the sequencer to do so.
+A size a client names beyond the view (a proof's ``lastSize``) is looked up in the state row at
+most every ``catch_up_interval`` seconds, and the view is reloaded only when the store really has
+it, so a request cannot make a reader wait for a batch's commit or read the store at will.
+
+Reads can be tried from memory alone: inside ``cached_only()`` every read that would touch the
+database (or wait for a lock) raises ``WouldBlock`` instead, which is how the HTTP routes answer
+hot reads on the event loop and move the rest to worker threads.
 
 Formats: Rekor v1's SET is the log key's signature over the RFC 8785 JSON of
 ``{body, integratedTime, logID, logIndex}`` (rekor ``pkg/api/entries.go`` ``signEntry``); the
@@ -31,7 +38,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import Future
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Final
@@ -97,6 +104,28 @@ class EntryNotFound(NotFound):
     code = "TLOG_ENTRY_NOT_FOUND"
 
 
+class WouldBlock(Exception):
+    """A read inside ``cached_only()`` needs the database or the sequencer's lock."""
+
+
+_local = threading.local()
+
+
+@contextmanager
+def cached_only() -> Iterator[None]:
+    """Within this block (on this thread), reads that need the database raise ``WouldBlock``."""
+    previous = getattr(_local, "cached_only", False)
+    _local.cached_only = True
+    try:
+        yield
+    finally:
+        _local.cached_only = previous
+
+
+def _io_refused() -> bool:
+    return bool(getattr(_local, "cached_only", False))
+
+
 @dataclass(frozen=True, slots=True)
 class TreeHead:
     """A published checkpoint: size, root and the signed note."""
@@ -124,6 +153,10 @@ class LogConfig:
     tile_cache: int = 2048
     entry_cache: int = 32768
     refresh_interval: float = 0.5
+    # How often a size beyond the view, named by a client, may send a reader to the state row.
+    catch_up_interval: float = 0.05
+    # How long a reader waits for the sequencer's lock to reload a view the store is ahead of.
+    lock_wait: float = 5.0
     durable: bool = True
 
 
@@ -166,7 +199,9 @@ class TransparencyLog:
         self._state: LogState | None = None
         self._head = TreeHead(0, EMPTY_ROOT, "")
         self._checked = 0.0
+        self._caught_up = float("-inf")
         self._batcher: Batcher[PreparedEntry, Integrated] | None = None
+        self._batcher_lock = threading.Lock()
         # Committed entries never change, so recent and hot ones are served from memory.
         self._entries: OrderedDict[int, StoredEntry] = OrderedDict()
         self._entries_lock = threading.Lock()
@@ -242,9 +277,15 @@ class TransparencyLog:
         self._head = TreeHead(state.size, state.root_hash, state.checkpoint)
         self._checked = time.monotonic()
 
+    def _read(self) -> AbstractContextManager[Connection]:
+        """A read connection, unless the caller asked for memory only (``cached_only``)."""
+        if _io_refused():
+            raise WouldBlock
+        return self.db.read()
+
     def _load_tiles(self, tiles: Sequence[int]) -> dict[int, bytes]:
         out: dict[int, bytes] = {}
-        with self.db.read() as conn:
+        with self._read() as conn:
             for tile in tiles:
                 start = tile * TILE_WIDTH
                 out[tile] = b"".join(storage.node_range(conn, 0, start, start + TILE_WIDTH))
@@ -267,10 +308,16 @@ class TransparencyLog:
                     conn.connection.dbapi_connection.execute("PRAGMA synchronous=NORMAL")  # type: ignore[union-attr]
 
     def refresh(self, *, force: bool = False) -> None:
-        """Catch up with appends made by other processes (at most every refresh_interval)."""
+        """Catch up with appends made by other processes (at most every refresh_interval).
+
+        Without ``force`` this never waits: when the sequencer holds the lock it moves the view
+        itself. ``force`` (operators and tests, never a request) refreshes now, waiting for it.
+        """
         now = time.monotonic()
         if not force and now - self._checked < self.config.refresh_interval:
             return
+        if _io_refused():
+            raise WouldBlock
         if not self._lock.acquire(blocking=force):
             return  # the sequencer is busy and will move the view itself
         try:
@@ -282,11 +329,46 @@ class TransparencyLog:
         finally:
             self._lock.release()
 
+    def _catch_up(self, size: int, *, throttled: bool) -> TreeHead:
+        """The head, caught up with other processes if it is smaller than ``size``.
+
+        The state row says whether the store holds ``size`` entries; only then is the view
+        reloaded, waiting at most ``lock_wait`` for the sequencer (which reloads it too). With
+        ``throttled`` (a size a client named) the row is read at most every
+        ``catch_up_interval``; in between, and for any size beyond the store, the cached head is
+        the answer, so hostile sizes cost at most one row read per interval and never wait for a
+        commit.
+        """
+        head = self._head
+        if size <= head.size:
+            return head
+        now = time.monotonic()
+        if throttled and now - self._caught_up < self.config.catch_up_interval:
+            return head
+        if _io_refused():
+            raise WouldBlock
+        self._caught_up = now
+        with self.db.read() as conn:
+            state = storage.read_state(conn)
+        if state is None or state.size < size or state.size <= self._head.size:
+            return self._head
+        if not self._lock.acquire(timeout=self.config.lock_wait):
+            return self._head
+        try:
+            with self.db.read() as conn:
+                state = storage.read_state(conn)
+                if state is not None and state.size > self._head.size:
+                    self._reload(conn, state)
+            self._checked = time.monotonic()
+        finally:
+            self._lock.release()
+        return self._head
+
     # --- appends -----------------------------------------------------------------------------
 
     def _ensure_batcher(self) -> Batcher[PreparedEntry, Integrated]:
         if self._batcher is None:
-            with self._lock:
+            with self._batcher_lock:
                 if self._batcher is None:
                     self._batcher = Batcher(
                         self._commit,
@@ -412,11 +494,10 @@ class TransparencyLog:
         return self._head
 
     def _known(self, index: int) -> TreeHead:
-        head = self.head()
-        if index >= head.size:
-            self.refresh(force=True)
-            head = self._head
-        return head
+        """The head for an entry read from the store: it exists, so a view that does not
+        cover it is behind another process and catches up at once."""
+        self.refresh()
+        return self._catch_up(index + 1, throttled=False)
 
     def _remember(self, entries: Iterable[StoredEntry]) -> None:
         limit = self.config.entry_cache
@@ -444,14 +525,14 @@ class TransparencyLog:
                     out[index] = cached
         missing = [i for i in indexes if i not in out]
         if missing:
-            with self.db.read() as conn:
+            with self._read() as conn:
                 loaded = storage.entries_by_index(conn, missing)
             self._remember(loaded.values())
             out.update(loaded)
         return out
 
     def entries_by_leaf(self, leaves: Sequence[bytes]) -> dict[bytes, StoredEntry]:
-        with self.db.read() as conn:
+        with self._read() as conn:
             return storage.entries_by_leaf_hash(conn, leaves)
 
     def entry_by_leaf(self, leaf: bytes) -> StoredEntry:
@@ -461,7 +542,7 @@ class TransparencyLog:
         return found
 
     def indexes_by_data_hash(self, data_hash: str) -> list[int]:
-        with self.db.read() as conn:
+        with self._read() as conn:
             return storage.indexes_by_data_hash(conn, data_hash)
 
     def head_for(self, index: int) -> TreeHead:
@@ -486,10 +567,9 @@ class TransparencyLog:
         return read_root(self.cache, size)
 
     def _check_size(self, size: int) -> None:
-        head = self.head()
-        if size > head.size:
-            self.refresh(force=True)
-            head = self._head
+        """A tree size is servable when the view covers it; heads only grow, so a covered size
+        needs no refresh, and one beyond the view is looked up without waiting (``_catch_up``)."""
+        head = self._catch_up(size, throttled=True)
         if size > head.size:
             raise TreeRangeError(
                 f"the tree size requested({size}) was greater than what is currently "
@@ -497,7 +577,7 @@ class TransparencyLog:
             )
 
     def checkpoint_at(self, size: int) -> str | None:
-        with self.db.read() as conn:
+        with self._read() as conn:
             return storage.checkpoint_at(conn, size)
 
     def tile(self, tile: Tile) -> bytes:
@@ -511,14 +591,14 @@ class TransparencyLog:
         if cached is not None:
             return cached
         start = tile.index * TILE_WIDTH
-        with self.db.read() as conn:
+        with self._read() as conn:
             return b"".join(storage.node_range(conn, tile.merkle_level, start, start + tile.width))
 
     def entry_bundle(self, bundle: EntryBundle) -> bytes:
         head = self.head()
         if bundle.start + bundle.width > head.size:
             raise EntryNotFound(f"{bundle.path} is not in the tree of size {head.size}")
-        with self.db.read() as conn:
+        with self._read() as conn:
             entries = storage.entries_range(conn, bundle.start, bundle.end)
         if len(entries) != bundle.width:
             raise EntryNotFound(f"{bundle.path} is not stored in full")
