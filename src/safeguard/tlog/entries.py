@@ -5,8 +5,13 @@ Follows sigstore/rekor's entry types (``pkg/types``), API version 0.0.1:
 * ``hashedrekord``: ``spec.data.hash{algorithm, value}`` and ``spec.signature{content,
   publicKey.content}``. The signature must verify over the *digest* with the given key
   (``pkg/types/hashedrekord/v0.0.1/entry.go`` ``validate``: ECDSA or RSA PKCS#1 v1.5 with the
-  data hash's algorithm). The canonical body keeps the hash as given and re-encodes the key as
-  canonical PEM (``pkg/pki/x509`` ``CanonicalValue``: a key, a certificate, or a chain).
+  data hash's algorithm). The algorithm is one of ``core.digest.SIGNATURE_ALGORITHMS`` (Rekor's
+  schema enum: sha256, sha384, sha512), written in lower case. The value is hex of the
+  algorithm's length and is stored in lower case, which the schema says it is ("a lower case
+  hexadecimal string") and which is what a verifier re-derives from the artifact's digest: Rekor
+  itself stores an upper-case value verbatim, which verifiers then cannot match, and would log
+  the same signature twice under two leaves. The key is re-encoded as canonical PEM
+  (``pkg/pki/x509`` ``CanonicalValue``: a key, a certificate, or a chain).
 * ``dsse``: ``spec.proposedContent{envelope (JSON text), verifiers[base64 PEM]}``. Every
   envelope signature must be verified by one of the verifiers over DSSE's PAE; the canonical body
   is ``spec{envelopeHash (SHA-256 of the envelope text as submitted), payloadHash,
@@ -33,6 +38,8 @@ from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa, utils
 
+from safeguard.core.digest import SIGNATURE_ALGORITHMS, Digest
+from safeguard.core.errors import InvalidDigest
 from safeguard.formats._json import b64decode, b64encode, loads
 from safeguard.formats.dsse import pae
 from safeguard.formats.errors import FormatError
@@ -243,13 +250,17 @@ def _hashedrekord(spec: dict[str, Any]) -> PreparedEntry:
     digest_obj = _obj(data, "hash", "spec.data")
     algorithm = _str(digest_obj, "algorithm", "spec.data.hash")
     value = _str(digest_obj, "value", "spec.data.hash")
-    if algorithm not in _HASHES:
-        raise ProposedEntryInvalid(
-            f"spec.data.hash.algorithm {algorithm!r} is not one of sha256, sha384, sha512"
-        )
+    if algorithm not in _HASHES or algorithm not in SIGNATURE_ALGORITHMS:
+        names = ", ".join(sorted(SIGNATURE_ALGORITHMS & _HASHES.keys()))
+        raise ProposedEntryInvalid(f"spec.data.hash.algorithm {algorithm!r} is not one of {names}")
     size = _DIGEST_SIZES[algorithm]
     if len(value) != 2 * size or not _HEX.fullmatch(value):
         raise ProposedEntryInvalid(f"spec.data.hash.value is not a {algorithm} hex digest")
+    value = value.lower()
+    try:  # what verifiers parse the logged digest with (formats.rekor)
+        Digest.parse(f"{algorithm}:{value}", algorithms=SIGNATURE_ALGORITHMS)
+    except InvalidDigest as exc:
+        raise ProposedEntryInvalid(f"spec.data.hash: {exc.message}") from None
     signature = _obj(spec, "signature", "spec")
     content = _b64(signature.get("content"), "spec.signature.content")
     if not content:
@@ -261,7 +272,7 @@ def _hashedrekord(spec: dict[str, Any]) -> PreparedEntry:
     return _finish_body(
         hashedrekord_body(algorithm, value, content, verifier.canonical_pem),
         "hashedrekord",
-        f"{algorithm}:{value.lower()}",
+        f"{algorithm}:{value}",
     )
 
 
