@@ -8,6 +8,11 @@ whether it satisfies the ``TrustPolicy`` for the ``Artifact``, and if not, the f
 digest, the in-toto subject and predicate type), then who signed (key or certificate identity),
 then the transparency log evidence that binds this very signature.
 
+A DSSE envelope may carry several signatures. Any of them that verifies with a trusted key (or
+the signing certificate's key) signs it, and a log entry must record one of those verified
+signatures, by its key: not necessarily the first signature of the envelope, and never one that
+did not verify.
+
 What runs where:
 
 * key-signed bundles (``publicKey``), key-signed cosign layers and their log entries: here
@@ -24,7 +29,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
 
@@ -130,7 +135,36 @@ def _verify_digest(keys: Sequence[PublicKey], signature: bytes, digest: Digest) 
     raise CheckFailed("SIGNATURE_INVALID", "the signature does not verify with the given key(s)")
 
 
-def _verify_envelope(keys: Sequence[PublicKey], envelope: Envelope) -> tuple[PublicKey, bytes]:
+Signer = tuple[PublicKey, bytes]
+"""A key and a signature it verifies."""
+
+
+class _Verified:
+    """The (key, signature) pairs that verify, found lazily and remembered: the first one is
+    the signer, unless a log entry records another of them."""
+
+    def __init__(self, pairs: Iterator[Signer]) -> None:
+        self._pending = pairs
+        self._found: list[Signer] = []
+
+    def __iter__(self) -> Iterator[Signer]:
+        index = 0
+        while True:
+            if index < len(self._found):
+                yield self._found[index]
+                index += 1
+                continue
+            nxt = next(self._pending, None)
+            if nxt is None:
+                return
+            self._found.append(nxt)
+
+    def first(self) -> Signer | None:
+        return next(iter(self), None)
+
+
+def _envelope_signers(keys: Sequence[PublicKey], envelope: Envelope) -> _Verified:
+    """Every (key, signature) of the envelope that verifies; refused when none does."""
     if not keys:
         raise CheckFailed(
             "NO_KEY_GIVEN", "the envelope was signed with a key, but no public key was given"
@@ -138,13 +172,33 @@ def _verify_envelope(keys: Sequence[PublicKey], envelope: Envelope) -> tuple[Pub
     if not envelope.signatures:
         raise CheckFailed("SIGNATURE_INVALID", "the DSSE envelope has no signatures")
     message = envelope.pae()
-    for key in keys:
-        for sig in envelope.signatures:
-            if is_valid_signature(key, sig.sig, message):
-                return key, sig.sig
-    raise CheckFailed(
-        "SIGNATURE_INVALID", "no signature of the DSSE envelope verifies with the given key(s)"
+    signers = _Verified(
+        (key, sig.sig)
+        for key in keys
+        for sig in envelope.signatures
+        if is_valid_signature(key, sig.sig, message)
     )
+    if signers.first() is None:
+        raise CheckFailed(
+            "SIGNATURE_INVALID", "no signature of the DSSE envelope verifies with the given key(s)"
+        )
+    return signers
+
+
+def _bind(entry: TransparencyLogEntry, signers: Iterable[Signer], **binding: Any) -> Signer:
+    """The verified (key, signature) that ``entry`` records; the first mismatch if none."""
+    refused: CheckFailed | None = None
+    for key, signature in signers:
+        try:
+            check_binding(entry, signature=signature, public_key=key, **binding)
+        except CheckFailed as exc:
+            refused = refused or exc
+            if exc.reason_code != "TLOG_BODY_MISMATCH":
+                raise  # the entry itself is unreadable: no other signature helps
+            continue
+        return key, signature
+    assert refused is not None
+    raise refused
 
 
 def _statement(
@@ -193,28 +247,24 @@ def _logs(
     entries: Sequence[TransparencyLogEntry],
     policy: TrustPolicy,
     *,
-    signature: bytes,
-    public_key: PublicKey,
+    signers: Iterable[Signer],
     artifact_digest: Digest | None = None,
     payload: bytes | None = None,
-) -> list[dict[str, Any]]:
-    """Check each log entry; a failing entry refuses the signature (fail closed)."""
+) -> tuple[list[dict[str, Any]], PublicKey | None]:
+    """Check each log entry, and the key of the verified signature the first one records; a
+    failing entry refuses the signature (fail closed)."""
     if policy.trust is None or policy.ignore_tlog:
         note = "not checked: no trusted root" if policy.trust is None else "ignored on request"
         return [
             {"logIndex": e.log_index, "logId": e.log_id.hex(), "verified": False, "note": note}
             for e in entries
-        ]
+        ], None
     out = []
+    logged: PublicKey | None = None
     for entry in entries:
         evidence = verify_entry(entry, policy.trust)
-        check_binding(
-            entry,
-            signature=signature,
-            public_key=public_key,
-            artifact_digest=artifact_digest,
-            payload=payload,
-        )
+        key, _ = _bind(entry, signers, artifact_digest=artifact_digest, payload=payload)
+        logged = logged or key
         out.append({**evidence.as_dict(), "verified": True})
     if policy.require_tlog and not out:
         raise CheckFailed(
@@ -222,7 +272,7 @@ def _logs(
             "the signature has no transparency log entry, and the trusted root requires one",
             hint="sign with a log, or pass --insecure-ignore-tlog to accept unlogged signatures",
         )
-    return out
+    return out, logged
 
 
 def _keyless_own(
@@ -232,11 +282,15 @@ def _keyless_own(
     policy: TrustPolicy,
     *,
     from_bundle: bool,
-    verify_signature: Any,
+    verify_signature: Callable[[Any], Iterable[bytes]],
     binding: dict[str, Any],
     check: SignatureCheck,
 ) -> None:
-    """Keyless material sigstore-python does not take: see module docstring."""
+    """Keyless material sigstore-python does not take: see module docstring.
+
+    ``verify_signature(key)`` gives the signatures the leaf's key verifies (refusing when there
+    is none); each log entry must record one of them, by that key, over ``binding``'s content.
+    """
     if policy.identity is None or policy.trust is None:
         raise CheckFailed(
             "NO_IDENTITY_GIVEN",
@@ -249,11 +303,11 @@ def _keyless_own(
     if mismatches:
         raise CheckFailed("IDENTITY_MISMATCH", "; ".join(mismatches))
     public_key: Any = leaf.public_key()
-    verify_signature(public_key)
+    signed = _Verified((public_key, sig) for sig in verify_signature(public_key))
     times: list[dt.datetime] = []
     for entry in entries:
         evidence: LogEvidence = verify_entry(entry, policy.trust)
-        check_binding(entry, public_key=public_key, **binding)
+        _bind(entry, signed, **binding)
         check.log.append({**evidence.as_dict(), "verified": True})
         if evidence.integrated_time is not None and evidence.set_verified:
             times.append(evidence.integrated_time)
@@ -318,15 +372,17 @@ def _check_bundle(
     if vm.public_key_hint is not None:
         if bundle.dsse_envelope is not None:
             envelope = bundle.dsse_envelope
-            key, sig = _verify_envelope(policy.keys, envelope)
-            check.signer = {"keyId": key_id_for(key), "hint": vm.public_key_hint}
+            signers = _envelope_signers(policy.keys, envelope)
+            first = signers.first()
+            assert first is not None
+            check.signer = {"keyId": key_id_for(first[0]), "hint": vm.public_key_hint}
             statement = _statement(
                 envelope.payload_type, envelope.payload, artifact, expect, claimed_type
             )
             check.payload = statement.to_dict()
-            check.log = _logs(
-                entries, policy, signature=sig, public_key=key, payload=envelope.payload
-            )
+            check.log, logged = _logs(entries, policy, signers=signers, payload=envelope.payload)
+            if logged is not None:
+                check.signer["keyId"] = key_id_for(logged)
         else:
             ms = bundle.message_signature
             assert ms is not None
@@ -341,11 +397,10 @@ def _check_bundle(
             else:
                 key = _verify_digest(policy.keys, ms.signature, artifact.digest)
             check.signer = {"keyId": key_id_for(key), "hint": vm.public_key_hint}
-            check.log = _logs(
+            check.log, _ = _logs(
                 entries,
                 policy,
-                signature=ms.signature,
-                public_key=key,
+                signers=[(key, ms.signature)],
                 artifact_digest=artifact.digest,
             )
         return
@@ -373,11 +428,8 @@ def _check_bundle(
     if bundle.dsse_envelope is not None:
         envelope = bundle.dsse_envelope
 
-        def verify_sig(public_key: Any) -> None:
-            _verify_envelope([public_key], envelope)
-
-        def binding_sig() -> bytes:
-            return envelope.signatures[0].sig
+        def verify_sig(public_key: Any) -> Iterable[bytes]:
+            return (sig for _, sig in _envelope_signers([public_key], envelope))
 
         _keyless_own(
             leaf,
@@ -386,7 +438,7 @@ def _check_bundle(
             policy,
             from_bundle=True,
             verify_signature=verify_sig,
-            binding={"signature": binding_sig(), "payload": envelope.payload},
+            binding={"payload": envelope.payload},
             check=check,
         )
         statement = _statement(
@@ -402,11 +454,12 @@ def _check_bundle(
         _message_digest_matches(ms.message_digest, artifact)
         signed = artifact
 
-        def verify_ms(public_key: Any) -> None:
+        def verify_ms(public_key: Any) -> Iterable[bytes]:
             if signed.data is not None:
                 _verify_message([public_key], ms.signature, signed.data)
             else:
                 _verify_digest([public_key], ms.signature, signed.digest)
+            return [ms.signature]
 
         _keyless_own(
             leaf,
@@ -415,7 +468,7 @@ def _check_bundle(
             policy,
             from_bundle=True,
             verify_signature=verify_ms,
-            binding={"signature": ms.signature, "artifact_digest": artifact.digest},
+            binding={"artifact_digest": artifact.digest},
             check=check,
         )
 
@@ -563,19 +616,17 @@ def _check_layer(
         if envelope is not None:
             env = envelope
 
-            def verify_sig(public_key: Any) -> None:
-                _verify_envelope([public_key], env)
+            def verify_sig(public_key: Any) -> Iterable[bytes]:
+                return (sig for _, sig in _envelope_signers([public_key], env))
 
-            binding: dict[str, Any] = {
-                "signature": env.signatures[0].sig if env.signatures else b"",
-                "payload": env.payload,
-            }
+            binding: dict[str, Any] = {"payload": env.payload}
         else:
 
-            def verify_sig(public_key: Any) -> None:
+            def verify_sig(public_key: Any) -> Iterable[bytes]:
                 _verify_message([public_key], layer.signature, payload)
+                return [layer.signature]
 
-            binding = {"signature": layer.signature, "artifact_digest": Digest.of(payload)}
+            binding = {"artifact_digest": Digest.of(payload)}
         _keyless_own(
             layer.certificate,
             chain,
@@ -587,17 +638,18 @@ def _check_layer(
             check=check,
         )
     elif envelope is not None:
-        key, sig = _verify_envelope(policy.keys, envelope)
-        check.signer = {"keyId": key_id_for(key)}
-        check.log = _logs(entries, policy, signature=sig, public_key=key, payload=envelope.payload)
+        signers = _envelope_signers(policy.keys, envelope)
+        first = signers.first()
+        assert first is not None
+        check.log, logged = _logs(entries, policy, signers=signers, payload=envelope.payload)
+        check.signer = {"keyId": key_id_for(logged or first[0])}
     else:
         key = _verify_message(policy.keys, layer.signature, payload)
         check.signer = {"keyId": key_id_for(key)}
-        check.log = _logs(
+        check.log, _ = _logs(
             entries,
             policy,
-            signature=layer.signature,
-            public_key=key,
+            signers=[(key, layer.signature)],
             artifact_digest=Digest.of(payload),
         )
     if envelope is not None:
