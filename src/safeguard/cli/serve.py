@@ -76,10 +76,15 @@ def _bind(host: str, port: int) -> socket.socket:
 
 
 def gateway_settings(
-    upstream: str | None, policy: Path | None, auth: Path | None, public_url: str | None
+    upstream: str | None,
+    policy: Path | None,
+    auth: Path | None,
+    public_url: str | None,
+    listen: str | None = None,
 ) -> GatewaySettings:
-    """The gateway's settings from serve's flags; upstream credentials come from
-    ``SAFEGUARD_UPSTREAM_USERNAME``/``_PASSWORD``, else the Docker/containers auth files."""
+    """The gateway's settings from serve's flags (``listen``: the HOST:PORT bound); upstream
+    credentials come from ``SAFEGUARD_UPSTREAM_USERNAME``/``_PASSWORD``, else the
+    Docker/containers auth files."""
     credentials = None
     if upstream is not None:
         if not upstream.startswith(("http://", "https://")):
@@ -100,6 +105,7 @@ def gateway_settings(
         auth_file=auth,
         policy_file=policy,
         public_url=public_url,
+        listen=listen,
     )
 
 
@@ -152,12 +158,12 @@ def serve(
         fail(InvalidInput(f"unknown --log-level {log_level!r}", hint="use warning or info"))
     if log_format not in ("json", "text"):
         fail(InvalidInput(f"unknown --log-format {log_format!r}", hint="use json or text"))
-    with reported():
-        settings = gateway_settings(upstream, policy, auth, public_url)
-        application = create_app(data_dir, database, tlog_key=tlog_key, gateway=settings)
-    sock = _bind(host, port)
+    sock = _bind(host, port)  # first: the gateway needs the bound port (--port 0) as its name
     bound = sock.getsockname()[1]
     shown = f"[{host}]" if ":" in host else host
+    with reported():
+        settings = gateway_settings(upstream, policy, auth, public_url, f"{shown}:{bound}")
+        application = create_app(data_dir, database, tlog_key=tlog_key, gateway=settings)
     typer.echo(
         f"Safeguard registry listening on http://{shown}:{bound} (data: {application.data_dir})"
     )

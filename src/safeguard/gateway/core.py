@@ -25,7 +25,7 @@ from safeguard.gateway.admin import admin_routes
 from safeguard.gateway.app import GatewayApp
 from safeguard.gateway.audit import AuditLog
 from safeguard.gateway.auth import AuthConfig
-from safeguard.gateway.config import GatewaySettings
+from safeguard.gateway.config import GatewaySettings, registry_hosts
 from safeguard.gateway.grace import Grace, PendingTags
 from safeguard.gateway.pulllog import PullLog
 from safeguard.gateway.pushes import Enforcer
@@ -226,10 +226,13 @@ class Gateway:
 
 
 def default_rules(db: Database, settings: GatewaySettings) -> PolicySource:
+    hosts = registry_hosts(settings)
     if settings.policy_file is not None:
-        return PolicySource(policy_file=settings.policy_file)
+        return PolicySource(policy_file=settings.policy_file, hosts=hosts)
     from safeguard.policy import PolicyStore
 
-    source = PolicySource(store=PolicyStore(db), refresh_seconds=settings.policy_refresh_seconds)
+    source = PolicySource(
+        store=PolicyStore(db), refresh_seconds=settings.policy_refresh_seconds, hosts=hosts
+    )
     source.current()
     return source

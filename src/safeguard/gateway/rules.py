@@ -7,7 +7,9 @@ seconds, so ``safeguard policy apply`` takes effect without a restart). The firs
 the gateway only relays.
 
 A ``GatewayRule`` carries the rule's settings and, built on first use and kept per policy
-version, the ``TrustPolicy`` values its signers stand for (``safeguard.verify.from_policy``).
+version, the ``TrustPolicy`` values its signers stand for (``safeguard.verify.from_policy``),
+with ``mayPublish`` globs judged against the names of the registry the gateway fronts
+(``safeguard.gateway.config.registry_hosts``).
 Quarantine namespaces (the rules' ``quarantine.namespace`` values and the default
 ``quarantine``) are read-only through the gateway.
 """
@@ -17,7 +19,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Final
@@ -84,8 +86,16 @@ EMPTY: Final = RuleBook("none", [], frozenset({DEFAULT_NAMESPACE}))
 
 
 def build_rulebook(
-    policy: Policy, files: Mapping[str, bytes], version: str, base_dir: Path | None = None
+    policy: Policy,
+    files: Mapping[str, bytes],
+    version: str,
+    base_dir: Path | None = None,
+    *,
+    hosts: Collection[str] = (),
 ) -> RuleBook:
+    """The rules of ``policy``; ``hosts`` are the fronted registry's names (module doc)."""
+    fronted = frozenset(hosts)
+
     def reader(path: str) -> bytes:
         try:
             return files[path]
@@ -105,7 +115,9 @@ def build_rulebook(
             deprecation_days=(
                 quarantine.deprecation_days if quarantine else DEFAULT_DEPRECATION_DAYS
             ),
-            _trust=lambda repository: trust_for_signers(policy, entry.signers, reader, repository),
+            _trust=lambda repository: trust_for_signers(
+                policy, entry.signers, reader, repository, registry_hosts=fronted
+            ),
         )
 
     rules = [rule(entry) for entry in policy.registries]
@@ -122,8 +134,10 @@ class PolicySource:
         policy_file: Path | None = None,
         store: PolicyStore | None = None,
         refresh_seconds: float = 5.0,
+        hosts: Collection[str] = (),
     ) -> None:
         self._store = store
+        self._hosts = frozenset(hosts)
         self._refresh = refresh_seconds
         self._lock = threading.Lock()
         self._book = EMPTY
@@ -136,6 +150,7 @@ class PolicySource:
                 loaded.files,
                 f"file:{loaded.sha256}",
                 policy_file.resolve().parent,
+                hosts=self._hosts,
             )
 
     def current(self) -> RuleBook:
@@ -157,7 +172,9 @@ class PolicySource:
                 if active is None:
                     self._book = EMPTY
                 else:
-                    self._book = build_rulebook(active.policy, active.files, version)
+                    self._book = build_rulebook(
+                        active.policy, active.files, version, hosts=self._hosts
+                    )
             return self._book
 
     def cached(self) -> RuleBook:

@@ -17,8 +17,13 @@ verification engine understands:
 Key-signed identities are merged into one ``TrustPolicy`` (one verification pass checks them
 all); each keyless identity is its own. An identity whose ``mayPublish`` (release engineers:
 ``acceptedIn``) globs do not cover the repository is left out, so its signatures do not count
-there. Globs name ``registry/path``; a leading registry host in a glob is ignored when the
-repository is a path inside the registry a gateway fronts.
+there (``covers``). Globs name ``registry/path``. A full repository name (``registry.internal/
+team-a/app``, as admission and audit see it) is matched against them as written. A gateway sees
+only the path inside the registry it fronts (``team-a/app``) and passes ``registry_hosts``, the
+names that registry goes by (its public URL's host, the upstream's host, its own address): a
+glob whose first segment is a registry host counts only when that host is one of them, and then
+its path part is matched; ``ghcr.io/org/**`` never covers ``org/app`` on another registry. A glob
+without a host (``team-a/**``) is matched as written.
 
 Files are read through ``read(path)`` — the policy version's stored files, or the directory of
 the policy file — never by the verifier itself.
@@ -26,11 +31,12 @@ the policy file — never by the verifier itself.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from safeguard.core.errors import InvalidInput, SafeguardError
+from safeguard.core.glob import glob_matches
 from safeguard.keys.base import PublicKey, load_public_key
 from safeguard.verify.policy import TrustPolicy
 from safeguard.verify.trustroot import parse_trusted_root
@@ -48,20 +54,31 @@ class SignerUnavailable(InvalidInput):
 
 
 def _is_host(segment: str) -> bool:
+    """A reference's first component names a registry when it has a ``.`` or ``:`` or is
+    ``localhost`` (distribution/reference ``normalize.go``, ``splitDockerDomain``)."""
     return "." in segment or ":" in segment or segment == "localhost"
 
 
-def covers(globs: Sequence[str], repository: str) -> bool:
-    """Whether ``globs`` (``registry/path`` globs) cover ``repository``: matched as written, and
-    for a path without a registry host, also with the globs' leading host removed."""
-    from safeguard.policy.match import glob_matches
+def covers(
+    globs: Sequence[str], repository: str, registry_hosts: Collection[str] | None = None
+) -> bool:
+    """Whether ``globs`` (``registry/path`` globs) cover ``repository`` (module doc).
 
+    Without ``registry_hosts``, ``repository`` is a full name and every glob is matched as
+    written. With them, ``repository`` is a path inside the registry those names denote: a glob
+    that starts with a registry host covers it only when that host is one of ``registry_hosts``
+    (compared case-insensitively, exactly: no wildcards in hosts) and its remaining path
+    matches; a glob without a host is matched as written.
+    """
+    if registry_hosts is None:
+        return any(glob_matches(glob, repository) for glob in globs)
+    ours = {host.lower() for host in registry_hosts}
     for glob in globs:
-        if glob_matches(glob, repository):
-            return True
         first, slash, rest = glob.partition("/")
-        bare = not _is_host(repository.partition("/")[0])
-        if slash and _is_host(first) and bare and glob_matches(rest, repository):
+        if slash and _is_host(first):
+            if first.lower() in ours and glob_matches(rest, repository):
+                return True
+        elif glob_matches(glob, repository):
             return True
     return False
 
@@ -129,9 +146,11 @@ def trust_for_signers(
     read: FileReader,
     repository: str | None = None,
     *,
+    registry_hosts: Collection[str] | None = None,
     base_dir: Path | None = None,
 ) -> tuple[TrustPolicy, ...]:
-    """The trust ``signers`` stand for (every identity when empty), for ``repository``.
+    """The trust ``signers`` stand for (every identity when empty), for ``repository`` (a full
+    name, or with ``registry_hosts`` a path in the registry they name: ``covers``).
     ``base_dir`` is where relative key-file ``ref`` paths are (the policy file's directory)."""
     identities: list[Identity] = []
     keys: list[PublicKey] = []
@@ -148,7 +167,8 @@ def trust_for_signers(
         identities.append(identity)
     out: list[TrustPolicy] = []
     for identity in identities:
-        if repository is not None and not covers(identity.accepted_in_globs, repository):
+        globs = identity.accepted_in_globs
+        if repository is not None and not covers(globs, repository, registry_hosts):
             continue
         if identity.keyless is not None:
             out.append(_keyless(policy, identity, read))
