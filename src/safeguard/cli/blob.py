@@ -31,6 +31,7 @@ from safeguard.cli.sign import (
     tlog_summary,
 )
 from safeguard.cli.verify import (
+    BUILDER_ID_OPTION,
     GH_REF_OPTION,
     GH_REPO_OPTION,
     IDENTITY_OPTION,
@@ -41,6 +42,9 @@ from safeguard.cli.verify import (
     KEY_OPTION,
     LOG_STATE_OPTION,
     ONLINE_TLOG_OPTION,
+    SOURCE_BRANCH_OPTION,
+    SOURCE_TAG_OPTION,
+    SOURCE_URI_OPTION,
     TRUSTED_ROOT_OPTION,
     build_policy,
     online_check,
@@ -54,6 +58,7 @@ from safeguard.verify.attestations import resolve_predicate_type
 from safeguard.verify.checks import Artifact, Expectation
 from safeguard.verify.engine import verify_bundle
 from safeguard.verify.policy import TrustPolicy
+from safeguard.verify.predicates import requirement_from_flags
 
 BUNDLE_IN_OPTION = typer.Option(..., "--bundle", help="The Sigstore bundle to verify against.")
 BUNDLE_OUT_OPTION = typer.Option(None, "--bundle", help="Write the Sigstore bundle here.")
@@ -232,6 +237,10 @@ def verify_blob_attestation_command(
     certificate_identity_regexp: str | None = IDENTITY_RE_OPTION,
     certificate_oidc_issuer: str | None = ISSUER_OPTION,
     certificate_oidc_issuer_regexp: str | None = ISSUER_RE_OPTION,
+    builder_id: str | None = BUILDER_ID_OPTION,
+    source_uri: str | None = SOURCE_URI_OPTION,
+    source_tag: str | None = SOURCE_TAG_OPTION,
+    source_branch: str | None = SOURCE_BRANCH_OPTION,
     trusted_root: Path | None = TRUSTED_ROOT_OPTION,
     insecure_ignore_tlog: bool = IGNORE_TLOG_OPTION,
     tlog_url: str | None = ONLINE_TLOG_OPTION,
@@ -250,4 +259,12 @@ def verify_blob_attestation_command(
             ignore_tlog=insecure_ignore_tlog,
         )
         predicate = resolve_predicate_type(type_) if type_ is not None else None
-    _verify_blob(file, bundle, policy, Expectation(True, predicate), output, (tlog_url, log_state))
+        requirement = requirement_from_flags(
+            predicate,
+            builder_id=builder_id,
+            source_uri=source_uri,
+            source_tag=source_tag,
+            source_branch=source_branch,
+        )
+    expect = Expectation(True, predicate, requirement=requirement)
+    _verify_blob(file, bundle, policy, expect, output, (tlog_url, log_state))

@@ -39,6 +39,7 @@ from safeguard.verify.checks import COSIGN_SIGN_PREDICATE, Expectation
 from safeguard.verify.engine import verify_image
 from safeguard.verify.identity import IdentityPolicy, Match
 from safeguard.verify.policy import TrustPolicy
+from safeguard.verify.predicates import requirement_from_flags
 from safeguard.verify.trustroot import load_trust_material
 from safeguard.verify.verdict import Verdict
 
@@ -69,6 +70,22 @@ GH_TRIGGER_OPTION = typer.Option(
 GH_SHA_OPTION = typer.Option(None, "--certificate-github-workflow-sha", help="Required commit.")
 GH_NAME_OPTION = typer.Option(None, "--certificate-github-workflow-name", help="Workflow name.")
 GH_REF_OPTION = typer.Option(None, "--certificate-github-workflow-ref", help="Workflow ref.")
+BUILDER_ID_OPTION = typer.Option(
+    None,
+    "--builder-id",
+    help="SLSA provenance: the builder that made it (name, or name@version; as slsa-verifier).",
+)
+SOURCE_URI_OPTION = typer.Option(
+    None,
+    "--source-uri",
+    help="SLSA provenance: the source repository it was built from, e.g. github.com/acme/app.",
+)
+SOURCE_TAG_OPTION = typer.Option(
+    None, "--source-tag", help="SLSA provenance: the git tag it was built from (e.g. v1.2.3)."
+)
+SOURCE_BRANCH_OPTION = typer.Option(
+    None, "--source-branch", help="SLSA provenance: the git branch it was built from (e.g. main)."
+)
 TRUSTED_ROOT_OPTION = typer.Option(
     None,
     "--trusted-root",
@@ -296,6 +313,10 @@ def verify_attestation_command(
     certificate_oidc_issuer_regexp: str | None = ISSUER_RE_OPTION,
     gh_repository: str | None = GH_REPO_OPTION,
     gh_ref: str | None = GH_REF_OPTION,
+    builder_id: str | None = BUILDER_ID_OPTION,
+    source_uri: str | None = SOURCE_URI_OPTION,
+    source_tag: str | None = SOURCE_TAG_OPTION,
+    source_branch: str | None = SOURCE_BRANCH_OPTION,
     trusted_root: Path | None = TRUSTED_ROOT_OPTION,
     insecure_ignore_tlog: bool = IGNORE_TLOG_OPTION,
     tlog_url: str | None = ONLINE_TLOG_OPTION,
@@ -316,12 +337,16 @@ def verify_attestation_command(
             extensions={"github-workflow-repository": gh_repository, "github-workflow-ref": gh_ref},
         )
         predicate = resolve_predicate_type(type_) if type_ is not None else None
+        requirement = requirement_from_flags(
+            predicate,
+            builder_id=builder_id,
+            source_uri=source_uri,
+            source_tag=source_tag,
+            source_branch=source_branch,
+        )
+        expect = Expectation(True, predicate, requirement=requirement)
         with online_check(tlog_url, log_state, policy) as online:
-            verdict = asyncio.run(
-                _verify(
-                    image, policy, Expectation(True, predicate), allow_insecure_registry, online
-                )
-            )
+            verdict = asyncio.run(_verify(image, policy, expect, allow_insecure_registry, online))
     if not verdict.allowed:
         report_failure(verdict, output)
     if output is OutputFormat.json:
@@ -330,5 +355,8 @@ def verify_attestation_command(
     err_console.print(f"\nVerification for {image} --", highlight=False, soft_wrap=True)
     for line in checks_performed(verdict, policy):
         err_console.print(f"  - {line}", highlight=False, soft_wrap=True)
+    if requirement is not None:
+        asked = ", ".join(f"{k} {v}" for k, v in requirement.as_dict().items())
+        err_console.print(f"  - The predicate states {asked}", highlight=False, soft_wrap=True)
     for evidence in verdict.verified:
         sys.stdout.write(json.dumps(evidence.get("payload"), separators=(",", ":")) + "\n")

@@ -7,7 +7,9 @@ type takes the file as the JSON predicate object itself.
 
 ``check_statement`` is the attestation half of verification: the signed in-toto Statement must
 name the artifact's digest among its subjects and, when a type is asked for, carry that
-predicate type (in-toto attestation ``spec/v1/statement.md``).
+predicate type (in-toto attestation ``spec/v1/statement.md``); with a ``PredicateRequirement``
+(``safeguard.verify.predicates``) its predicate must also state the builder, build type and
+source asked for (``PREDICATE_REQUIREMENT_UNMET`` otherwise).
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from safeguard.core.digest import Digest
 from safeguard.core.errors import InvalidInput
 from safeguard.formats.intoto import Statement
 from safeguard.verify.errors import CheckFailed
+from safeguard.verify.predicates import UNMET, PredicateRequirement
 
 CUSTOM: Final = "https://cosign.sigstore.dev/attestation/v1"
 PREDICATE_TYPES: Final = {
@@ -66,9 +69,15 @@ def build_predicate(
     return doc
 
 
-def check_statement(statement: Statement, digest: Digest, predicate_type: str | None) -> None:
-    """Raise ``CheckFailed`` (``SUBJECT_MISMATCH``, ``PREDICATE_TYPE_MISMATCH``) unless the
-    statement is about ``digest`` and of ``predicate_type`` (any when ``None``)."""
+def check_statement(
+    statement: Statement,
+    digest: Digest,
+    predicate_type: str | None,
+    requirement: PredicateRequirement | None = None,
+) -> None:
+    """Raise ``CheckFailed`` (``SUBJECT_MISMATCH``, ``PREDICATE_TYPE_MISMATCH``,
+    ``PREDICATE_REQUIREMENT_UNMET``) unless the statement is about ``digest``, of
+    ``predicate_type`` (any when ``None``) and meets ``requirement`` (when given)."""
     if not statement.is_about(digest):
         names = ", ".join(
             f"{a}:{v}" for s in statement.subjects for a, v in sorted(s.digest.items())
@@ -83,3 +92,9 @@ def check_statement(statement: Statement, digest: Digest, predicate_type: str | 
             f"the signed statement has predicate type {statement.predicate_type!r}, "
             f"not {predicate_type!r}",
         )
+    if requirement is not None:
+        reasons = requirement.check(statement)
+        if reasons:
+            raise CheckFailed(
+                UNMET, "the attestation does not meet the requirement: " + "; ".join(reasons)
+            )

@@ -59,6 +59,7 @@ from safeguard.verify.logentry import (
     verify_entry,
 )
 from safeguard.verify.policy import TrustPolicy
+from safeguard.verify.predicates import PredicateRequirement
 from safeguard.verify.verdict import SignatureCheck
 
 COSIGN_SIGN_PREDICATE: Final = "https://sigstore.dev/cosign/sign/v1"
@@ -78,11 +79,14 @@ class Artifact:
 
 @dataclass(frozen=True, slots=True)
 class Expectation:
-    """Signatures (``attestation=False``) or attestations, optionally of one predicate type."""
+    """Signatures (``attestation=False``) or attestations, optionally of one predicate type,
+    and optionally with a predicate that must meet ``requirement`` (builder, build type,
+    source: ``safeguard.verify.predicates``)."""
 
     attestation: bool = False
     predicate_type: str | None = None
     any_statement: bool = False  # blobs: a DSSE statement of any type signs its subjects
+    requirement: PredicateRequirement | None = None
 
 
 @dataclass(slots=True)
@@ -239,7 +243,7 @@ def _statement(
         and expect.predicate_type != COSIGN_SIGN_PREDICATE
     ):
         raise CheckFailed("NOT_AN_ATTESTATION", "the statement is a cosign image signature")
-    check_statement(statement, artifact.digest, expect.predicate_type)
+    check_statement(statement, artifact.digest, expect.predicate_type, expect.requirement)
     return statement
 
 
@@ -698,6 +702,8 @@ def check(
         return result.refuse(
             "MATERIAL_UNREADABLE", f"signature material could not be processed: {exc!r}"
         )
+    if expect.requirement is not None:
+        result.detail["predicateRequirement"] = expect.requirement.as_dict()
     what = "attestation" if expect.attestation else "signature"
     who = result.signer.get("keyId") or (result.signer.get("certificate") or {}).get("subject")
     logged = any(e.get("verified") for e in result.log)
