@@ -26,8 +26,9 @@ from typing import Final
 
 from safeguard.core.errors import SafeguardError
 from safeguard.policy import Policy, PolicyStore, RegistryRule, load_policy, rule_for
+from safeguard.policy.files import DirectoryFiles, FileProblem
 from safeguard.policy.match import glob_matches
-from safeguard.verify.from_policy import trust_for_signers
+from safeguard.verify.from_policy import SignerUnavailable, trust_for_signers
 from safeguard.verify.policy import TrustPolicy
 
 log = logging.getLogger("safeguard.gateway.rules")
@@ -93,16 +94,24 @@ def build_rulebook(
     *,
     hosts: Collection[str] = (),
 ) -> RuleBook:
-    """The rules of ``policy``; ``hosts`` are the fronted registry's names (module doc)."""
+    """The rules of ``policy``; ``hosts`` are the fronted registry's names (module doc).
+
+    Signers' files come from ``files`` (a stored version's files); for a policy file
+    (``base_dir``: its directory) also from that directory, e.g. the ``.pub`` beside a key-file
+    ``ref``, which loading the policy does not read."""
     fronted = frozenset(hosts)
+    directory = DirectoryFiles(base_dir) if base_dir is not None else None
 
     def reader(path: str) -> bytes:
+        found = files.get(path)
+        if found is not None:
+            return found
+        if directory is None:
+            raise SignerUnavailable(f"the policy refers to {path}, which was not stored with it")
         try:
-            return files[path]
-        except KeyError:
-            from safeguard.verify.from_policy import SignerUnavailable
-
-            raise SignerUnavailable(f"the policy refers to {path}, which was not loaded") from None
+            return directory.read(path)
+        except FileProblem as exc:
+            raise SignerUnavailable(exc.message, hint=exc.hint) from None
 
     def rule(entry: RegistryRule) -> GatewayRule:
         quarantine = entry.quarantine

@@ -7,6 +7,10 @@ fields are errors (a typo such as ``unsginedPush`` must never be ignored), value
 coerced between types (``"60"`` is not a number, ``yes`` is not a boolean), and enums take
 exactly their listed values.
 
+The models are plain values and import nothing of the verifier: what a verifier makes of them
+(a keyless block's ``IdentityPolicy``, a signer's ``TrustPolicy``) is built on the verifier's
+side, in ``safeguard.verify.from_policy``.
+
 These models check what one object can check on its own: formats (globs, regular expressions,
 RFC 7512 PKCS#11 URIs, ``refs/heads/...``), required combinations and exclusions. What needs the
 whole file or the file system (unique names, references between sections, readable key files)
@@ -20,7 +24,7 @@ from __future__ import annotations
 import re
 from datetime import datetime
 from enum import StrEnum
-from typing import TYPE_CHECKING, Annotated, Any, Final, Literal, NoReturn
+from typing import Annotated, Any, Final, Literal, NoReturn
 from urllib.parse import urlsplit
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
@@ -32,9 +36,6 @@ from safeguard.core.reference import is_loopback_host, validate_repository
 from safeguard.keys.errors import PKCS11URIInvalid
 from safeguard.keys.pkcs11_uri import parse_pkcs11_uri
 from safeguard.policy.match import check_glob, rule_for
-
-if TYPE_CHECKING:
-    from safeguard.verify.identity import IdentityPolicy
 
 API_VERSION: Final = "safeguard.dev/v1"
 KIND: Final = "Policy"
@@ -466,17 +467,6 @@ class KeylessMatch(PolicyModel):
         _exactly_one(self, "issuer", "issuer_reg_exp", what="a keyless identity")
         _exactly_one(self, "subject", "subject_reg_exp", what="a keyless identity")
         return self
-
-    def identity_policy(self) -> IdentityPolicy:
-        """The ``safeguard.verify.identity.IdentityPolicy`` the verifier checks certificates by."""
-        from safeguard.verify.identity import IdentityPolicy, Match
-
-        extensions = self.extensions.by_extension_name() if self.extensions else {}
-        return IdentityPolicy(
-            subject=Match(self.subject, self.subject_reg_exp),
-            issuer=Match(self.issuer, self.issuer_reg_exp),
-            extensions=extensions,
-        )
 
 
 class RateLimit(PolicyModel):

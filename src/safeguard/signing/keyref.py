@@ -4,8 +4,8 @@ A key file's password comes from ``COSIGN_PASSWORD`` or the terminal prompt
 (``safeguard.keys.cosign_keys``); a token's PIN from the URI, ``COSIGN_PKCS11_PIN`` or nowhere
 (``safeguard.keys.pkcs11``). ``open_signer`` is a context manager so that a token session is
 released when signing is done. Public keys for verification (``--key`` of ``verify``) are read by
-``load_verification_key``: a PEM public key file, a certificate, or a ``pkcs11:`` URI whose public
-key object is read from the token.
+``load_verification_key`` (``safeguard.keys.verification``, re-exported here): a PEM public key
+file, a certificate, or a ``pkcs11:`` URI whose public key object is read from the token.
 """
 
 from __future__ import annotations
@@ -14,13 +14,11 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from safeguard.keys.base import PublicKey, Signer, load_public_key
+from safeguard.keys.base import Signer
 from safeguard.keys.cosign_keys import PasswordPrompt, load_signer, prompt_password
-from safeguard.keys.errors import KeyInvalid, KeyNotFound
+from safeguard.keys.verification import is_pkcs11, load_verification_key
 
-
-def is_pkcs11(keyref: str) -> bool:
-    return keyref.startswith("pkcs11:")
+__all__ = ["is_pkcs11", "load_verification_key", "open_signer"]
 
 
 @contextmanager
@@ -34,19 +32,3 @@ def open_signer(
             yield token_signer
         return
     yield load_signer(Path(keyref), prompt=prompt)
-
-
-def load_verification_key(keyref: str) -> PublicKey:
-    if is_pkcs11(keyref):
-        from safeguard.keys.pkcs11 import PKCS11Signer
-
-        with PKCS11Signer(keyref) as token_signer:
-            return token_signer.public_key
-    path = Path(keyref)
-    try:
-        data = path.read_bytes()
-    except FileNotFoundError:
-        raise KeyNotFound(f"no public key file at {path}") from None
-    except OSError as exc:
-        raise KeyInvalid(f"cannot read {path}: {exc.strerror}") from None
-    return load_public_key(data)

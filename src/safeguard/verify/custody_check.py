@@ -1,9 +1,12 @@
 """Key custody as a post-check of a verdict: retired and revoked keys, judged at the LOG time.
 
 The engine (``verify.engine``) answers whether a signature is cryptographically good and logged;
-whether its key was still trusted *when the log saw it* is custody's question
-(``safeguard.signing.custody``, DESIGN.md "Time comes from the log"). ``apply_custody`` takes a
-``Verdict`` and, for every accepted key-signed evidence item (``signer.keyId``):
+whether its key was still trusted *when the log saw it* is custody's question (the rules are
+``safeguard.keys.lifecycle``; DESIGN.md "Time comes from the log"). Who knows a key's times is a
+``KeyStatusSource``, a protocol defined here so that the verifier depends on no store: the
+store's custody records (``safeguard.signing.custody.KeyCustody`` and ``CustodyView`` implement
+it), or the policy's own ``retiredAt``/``revokedAt``. ``apply_custody`` takes a ``Verdict`` and,
+for every accepted key-signed evidence item (``signer.keyId``):
 
 * takes its log time: the earliest ``integratedTime`` among its log entries that verified with a
   signed entry timestamp (a time the log vouches for). With none, the signature is judged as of
@@ -23,22 +26,46 @@ this after the cache — it is a dictionary lookup per signature.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from typing import Any, Final, Protocol
 
-from safeguard.signing.custody import KeyState, KeyTimes
+from safeguard.keys.lifecycle import KeyState
 from safeguard.verify.verdict import Verdict
 
 FLAG_REVIEW: Final = "KEY_REVOKED_REVIEW"
 
 
-class CustodySource(Protocol):
-    """``safeguard.signing.custody.KeyCustody`` or ``CustodyView`` (or a test double)."""
+class KeyTimesView(Protocol):
+    """One source's times for a key (``safeguard.keys.lifecycle.KeyTimes`` and the like)."""
 
-    def key_status_at(self, key_id: str, log_time: datetime) -> KeyState: ...
+    @property
+    def name(self) -> str: ...
 
-    def times_for(self, key_id: str) -> list[KeyTimes]: ...
+    @property
+    def retired_at(self) -> datetime | None: ...
+
+    @property
+    def revoked_at(self) -> datetime | None: ...
+
+    @property
+    def reason(self) -> str | None: ...
+
+    @property
+    def source(self) -> str: ...
+
+
+class KeyStatusSource(Protocol):
+    """Who knows keys' lifecycle: ``key_status_at`` answers a ``KeyState`` value (``valid``,
+    ``retired``, ``revoked``, ``flag_for_review``, ``unknown``) for a signature the log
+    integrated at ``log_time``; ``times_for`` names the times behind it, for the reasons."""
+
+    def key_status_at(self, key_id: str, log_time: datetime) -> str: ...
+
+    def times_for(self, key_id: str) -> Sequence[KeyTimesView]: ...
+
+
+CustodySource = KeyStatusSource  # the earlier name
 
 
 def _parse_time(value: Any) -> datetime | None:
@@ -67,7 +94,7 @@ def log_time(item: dict[str, Any]) -> datetime | None:
     return min(times) if times else None
 
 
-def _describe(times: Iterable[KeyTimes], state: KeyState) -> str:
+def _describe(times: Iterable[KeyTimesView], state: KeyState) -> str:
     parts = []
     for t in times:
         if state in (KeyState.REVOKED, KeyState.FLAG_FOR_REVIEW) and t.revoked_at is not None:
@@ -79,7 +106,7 @@ def _describe(times: Iterable[KeyTimes], state: KeyState) -> str:
 
 
 def apply_custody(
-    verdict: Verdict, custody: CustodySource, *, now: datetime | None = None
+    verdict: Verdict, custody: KeyStatusSource, *, now: datetime | None = None
 ) -> Verdict:
     """The verdict with custody applied (module doc)."""
     moment = now or datetime.now(UTC)
@@ -94,7 +121,7 @@ def apply_custody(
             continue
         when = log_time(item)
         judged = when or moment
-        state = custody.key_status_at(key_id, judged)
+        state = KeyState(str(custody.key_status_at(key_id, judged)))
         item["custody"] = {
             "state": state.value,
             "keyId": key_id,

@@ -8,11 +8,13 @@ verification engine understands:
 * ``{identity: NAME}`` with a key (``ci`` identities signing through the signing service, and
   release engineers): the trust root's key the identity names (``identities[].key`` in
   ``trustRoots[identity.trustRoot].keys``) — its ``publicKey`` file, or the public half of its
-  ``ref``: read from the token for a ``pkcs11:`` URI, the ``.pub`` written next to a cosign key
-  file (``cosign.key`` -> ``cosign.pub``); a release engineer without a key uses the public key
-  of its ``token``. Revoked keys (``revokedAt``) are left out;
+  ``ref``: read from the token for a ``pkcs11:`` URI (``token_key``), the ``.pub`` written next
+  to a cosign key file (``cosign.key`` -> ``cosign.pub``, read through ``read`` like every other
+  file); a release engineer without a key uses the public key of its ``token``. Revoked keys
+  (``revokedAt``) are left out;
 * ``{identity: NAME}`` with ``keyless``: the certificate identity (subject and issuer, exact or
-  regular expression, Fulcio extensions) under the trust root's ``keyless.trustedRoot``.
+  regular expression, Fulcio extensions; ``keyless_identity``) under the trust root's
+  ``keyless.trustedRoot``.
 
 Key-signed identities are merged into one ``TrustPolicy`` (one verification pass checks them
 all); each keyless identity is its own. An identity whose ``mayPublish`` (release engineers:
@@ -25,26 +27,32 @@ glob whose first segment is a registry host counts only when that host is one of
 its path part is matched; ``ghcr.io/org/**`` never covers ``org/app`` on another registry. A glob
 without a host (``team-a/**``) is matched as written.
 
-Files are read through ``read(path)`` — the policy version's stored files, or the directory of
-the policy file — never by the verifier itself.
+Every file is read through ``read(path)`` (paths as the policy writes them) — a stored policy
+version's own files, or the directory of the policy file — never from the file system by this
+module, so that a stored version means what it meant when it was applied. A file ``read`` cannot
+give, or that holds no public key, is ``SignerUnavailable``. Only ``pkcs11:`` references are
+opened here, through ``token_key`` (by default ``safeguard.keys.verification``).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Collection, Sequence
-from pathlib import Path
+from pathlib import PurePath
 from typing import TYPE_CHECKING
 
 from safeguard.core.errors import InvalidInput, SafeguardError
 from safeguard.core.glob import glob_matches
-from safeguard.keys.base import PublicKey, load_public_key
+from safeguard.keys.base import PublicKey, key_id_for, load_public_key
+from safeguard.keys.verification import is_pkcs11, token_public_key
+from safeguard.verify.identity import IdentityPolicy, Match
 from safeguard.verify.policy import TrustPolicy
-from safeguard.verify.trustroot import parse_trusted_root
+from safeguard.verify.trustroot import TrustMaterial, parse_trusted_root
 
 if TYPE_CHECKING:
-    from safeguard.policy.schema import Identity, Policy, SignerRef, TrustKey
+    from safeguard.policy.schema import Identity, KeylessMatch, Policy, SignerRef, TrustKey
 
 FileReader = Callable[[str], bytes]
+TokenKey = Callable[[str], PublicKey]
 
 
 class SignerUnavailable(InvalidInput):
@@ -83,33 +91,52 @@ def covers(
     return False
 
 
-def _key_of(key: TrustKey, read: FileReader, base_dir: Path | None) -> PublicKey | None:
+def _read(read: FileReader, path: str, what: str) -> bytes:
+    try:
+        return read(path)
+    except SignerUnavailable:
+        raise
+    except Exception as exc:  # the reader's own error type: the file cannot be had
+        message = getattr(exc, "message", None) or str(exc) or type(exc).__name__
+        raise SignerUnavailable(
+            f"{what}: {path} cannot be read ({message})",
+            hint="apply the policy from its file so that the file is stored with the version",
+        ) from None
+
+
+def _read_key(read: FileReader, path: str, what: str) -> PublicKey:
+    data = _read(read, path, what)
+    try:
+        return load_public_key(data)
+    except SafeguardError as exc:
+        raise SignerUnavailable(f"{what}: {path} holds no public key ({exc.message})") from None
+
+
+def public_half(key_file: str) -> str:
+    """The path of the ``.pub`` written next to a cosign key file, as the policy would write it."""
+    return str(PurePath(key_file).with_suffix(".pub"))
+
+
+def _key_of(key: TrustKey, read: FileReader, token_key: TokenKey) -> PublicKey | None:
     if key.revoked_at is not None:
         return None
     if key.public_key is not None:
-        return load_public_key(read(key.public_key))
+        return _read_key(read, key.public_key, f"key {key.name!r}")
     assert key.ref is not None
-    from safeguard.signing.keyref import load_verification_key
-
-    if key.ref.startswith("pkcs11:"):
-        return load_verification_key(key.ref)
-    # a cosign key file: its public half is the .pub written next to it
-    path = Path(key.ref)
-    if not path.is_absolute() and base_dir is not None:
-        path = base_dir / path
-    public = path.with_suffix(".pub")
+    if is_pkcs11(key.ref):
+        return token_key(key.ref)
+    public = public_half(key.ref)
     try:
-        return load_verification_key(str(public))
-    except SafeguardError as exc:
+        return _read_key(read, public, f"key {key.name!r}")
+    except SignerUnavailable as exc:
         raise SignerUnavailable(
-            f"key {key.name!r} is the private key file {key.ref}; its public half {public} "
-            f"cannot be read ({exc.message})",
-            hint="put the .pub next to the key file, or sign with a key that has publicKey",
+            f"key {key.name!r} is the private key file {key.ref}; its public half: {exc.message}",
+            hint="give the key a publicKey, so that the policy version stores the public half",
         ) from None
 
 
 def _identity_keys(
-    policy: Policy, identity: Identity, read: FileReader, base_dir: Path | None
+    policy: Policy, identity: Identity, read: FileReader, token_key: TokenKey
 ) -> list[PublicKey]:
     root = policy.trust_root(identity.trust_root)
     if root is None:
@@ -121,13 +148,21 @@ def _identity_keys(
                 f"identity {identity.name!r} names key {identity.key!r}, which trust root "
                 f"{identity.trust_root!r} does not have"
             )
-        found = _key_of(key, read, base_dir)
+        found = _key_of(key, read, token_key)
         return [found] if found is not None else []
     if identity.token is not None:
-        from safeguard.signing.keyref import load_verification_key
-
-        return [load_verification_key(identity.token)]
+        return [token_key(identity.token)]
     return []
+
+
+def keyless_identity(match: KeylessMatch) -> IdentityPolicy:
+    """The certificate identity a policy's ``keyless`` block asks for."""
+    extensions = match.extensions.by_extension_name() if match.extensions else {}
+    return IdentityPolicy(
+        subject=Match(match.subject, match.subject_reg_exp),
+        issuer=Match(match.issuer, match.issuer_reg_exp),
+        extensions=extensions,
+    )
 
 
 def _keyless(policy: Policy, identity: Identity, read: FileReader) -> TrustPolicy:
@@ -136,8 +171,10 @@ def _keyless(policy: Policy, identity: Identity, read: FileReader) -> TrustPolic
         raise SignerUnavailable(
             f"keyless identity {identity.name!r} needs a trust root with keyless.trustedRoot"
         )
-    trust = parse_trusted_root(read(root.keyless.trusted_root), root.keyless.trusted_root)
-    return TrustPolicy(identity=identity.keyless.identity_policy(), trust=trust)
+    path = root.keyless.trusted_root
+    data = _read(read, path, f"trust root {identity.trust_root!r}")
+    trust: TrustMaterial = parse_trusted_root(data, path)
+    return TrustPolicy(identity=keyless_identity(identity.keyless), trust=trust)
 
 
 def trust_for_signers(
@@ -147,18 +184,18 @@ def trust_for_signers(
     repository: str | None = None,
     *,
     registry_hosts: Collection[str] | None = None,
-    base_dir: Path | None = None,
+    token_key: TokenKey = token_public_key,
 ) -> tuple[TrustPolicy, ...]:
     """The trust ``signers`` stand for (every identity when empty), for ``repository`` (a full
-    name, or with ``registry_hosts`` a path in the registry they name: ``covers``).
-    ``base_dir`` is where relative key-file ``ref`` paths are (the policy file's directory)."""
+    name, or with ``registry_hosts`` a path in the registry they name: ``covers``). Files come
+    from ``read``, public keys of ``pkcs11:`` references from ``token_key`` (module doc)."""
     identities: list[Identity] = []
     keys: list[PublicKey] = []
     if not signers:
         identities = list(policy.identities)
     for signer in signers:
         if signer.key is not None:
-            keys.append(load_public_key(read(signer.key)))
+            keys.append(_read_key(read, signer.key, "signer"))
             continue
         assert signer.identity is not None
         identity = policy.identity(signer.identity)
@@ -173,8 +210,8 @@ def trust_for_signers(
         if identity.keyless is not None:
             out.append(_keyless(policy, identity, read))
         else:
-            keys.extend(_identity_keys(policy, identity, read, base_dir))
-    unique = list({id(k): k for k in keys}.values())
+            keys.extend(_identity_keys(policy, identity, read, token_key))
+    unique = list({key_id_for(k): k for k in keys}.values())
     if unique:
         out.insert(0, TrustPolicy(keys=tuple(unique)))
     return tuple(out)

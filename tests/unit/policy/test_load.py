@@ -21,6 +21,7 @@ from safeguard.policy import (
 )
 from safeguard.policy.files import StoredFiles
 from safeguard.policy.schema import DEFAULT_TICKET_PATTERN, Policy
+from safeguard.verify.from_policy import keyless_identity
 from tests.fixtures.policy import EXAMPLE, POLICY_DIR, example_text, policy_dir, variant
 
 MINIMAL = "apiVersion: safeguard.dev/v1\nkind: Policy\n"
@@ -67,7 +68,7 @@ def test_the_shared_example_validates() -> None:
 
     oss = policy.identity("oss-release")
     assert oss is not None and oss.keyless is not None
-    identity_policy = oss.keyless.identity_policy()
+    identity_policy = keyless_identity(oss.keyless)
     assert identity_policy.issuer.exact == "https://token.actions.githubusercontent.com"
     assert identity_policy.subject.regexp is not None
 
@@ -412,7 +413,7 @@ def test_keyless_identity_rules() -> None:
     )
     keyless = load_policy_text(text, base_dir=POLICY_DIR).policy.identities[1].keyless
     assert keyless is not None
-    assert keyless.identity_policy().extensions == {
+    assert keyless_identity(keyless).extensions == {
         "source-repository-uri": "https://github.com/org/x"
     }
     issue = problem(text.replace("sourceRepositoryUri", "sourceRepoUri"))

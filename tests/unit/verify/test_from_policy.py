@@ -11,10 +11,11 @@ from pathlib import Path
 
 import pytest
 
+from safeguard.keys.base import PublicKey
 from safeguard.keys.software import SoftwareSigner
 from safeguard.policy import load_policy_text
 from safeguard.policy.schema import SignerRef
-from safeguard.verify.from_policy import covers, trust_for_signers
+from safeguard.verify.from_policy import SignerUnavailable, covers, trust_for_signers
 
 OURS = frozenset({"registry.internal", "127.0.0.1:5000", "localhost"})
 
@@ -94,3 +95,102 @@ def test_trust_for_signers_leaves_out_identities_of_other_registries(tmp_path: P
     # admission and audit see full names: matched as written
     assert trust_for_signers(policy, signers, read, "ghcr.io/org/app") != ()
     assert trust_for_signers(policy, signers, read, "registry.internal/org/app") == ()
+
+
+# -- files come through read(), never from the file system ---------------------------------------
+
+KEY_FILE_POLICY = """apiVersion: safeguard.dev/v1
+kind: Policy
+trustRoots:
+  internal:
+    keys:
+      - {name: a, ref: keys/cosign.key}
+identities:
+  - name: team-a
+    trustRoot: internal
+    key: a
+    oidc: {issuer: https://token.example.test, repository: org/a}
+    mayPublish: ["registry.internal/team-a/**"]
+"""
+
+
+def test_the_public_half_of_a_key_file_is_read_through_read(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    signer = SoftwareSigner.generate()
+    policy = load_policy_text(KEY_FILE_POLICY, base_dir=tmp_path).policy
+    signers = [SignerRef(identity="team-a")]
+    asked: list[str] = []
+
+    def stored(path: str) -> bytes:
+        asked.append(path)
+        return {"keys/cosign.pub": signer.public_key_pem}[path]
+
+    # nothing on disk: the reader (a stored policy version's files) is all there is
+    monkeypatch.chdir(tmp_path)
+    (trust,) = trust_for_signers(policy, signers, stored)
+    assert trust.key_ids == (signer.key_id,) and asked == ["keys/cosign.pub"]
+
+
+def test_a_stored_version_never_reads_the_disk(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    on_disk = SoftwareSigner.generate()
+    (tmp_path / "keys").mkdir()
+    (tmp_path / "keys" / "cosign.pub").write_bytes(on_disk.public_key_pem)
+    monkeypatch.chdir(tmp_path)  # a .pub where the old code looked for it
+    policy = load_policy_text(KEY_FILE_POLICY, base_dir=tmp_path).policy
+
+    def stored(path: str) -> bytes:
+        raise KeyError(path)  # the version did not store it
+
+    with pytest.raises(SignerUnavailable) as info:
+        trust_for_signers(policy, [SignerRef(identity="team-a")], stored)
+    assert "keys/cosign.pub" in info.value.message and "publicKey" in (info.value.hint or "")
+
+
+def test_unreadable_and_malformed_files_are_signer_unavailable(tmp_path: Path) -> None:
+    policy = load_policy_text(KEY_FILE_POLICY, base_dir=tmp_path).policy
+    signers = [SignerRef(key="other.pub")]
+
+    def garbage(path: str) -> bytes:
+        return b"-----BEGIN PUBLIC KEY-----\nAAAA\n-----END PUBLIC KEY-----\n"
+
+    with pytest.raises(SignerUnavailable) as info:
+        trust_for_signers(policy, signers, garbage)
+    assert "other.pub holds no public key" in info.value.message
+
+    def failing(path: str) -> bytes:
+        raise OSError("disk on fire")
+
+    with pytest.raises(SignerUnavailable) as info:
+        trust_for_signers(policy, signers, failing)
+    assert "disk on fire" in info.value.message
+
+
+def test_pkcs11_references_go_to_the_token_reader(tmp_path: Path) -> None:
+    signer = SoftwareSigner.generate()
+    text = KEY_FILE_POLICY.replace(
+        "ref: keys/cosign.key", 'ref: "pkcs11:token=t;object=a?module-path=/x.so"'
+    )
+    policy = load_policy_text(text, base_dir=tmp_path).policy
+    opened: list[str] = []
+
+    def token(uri: str) -> PublicKey:
+        opened.append(uri)
+        return signer.public_key
+
+    def no_files(path: str) -> bytes:
+        raise KeyError(path)
+
+    (trust,) = trust_for_signers(policy, [SignerRef(identity="team-a")], no_files, token_key=token)
+    assert trust.key_ids == (signer.key_id,)
+    assert opened == ["pkcs11:token=t;object=a?module-path=/x.so"]
+
+
+def test_the_same_key_twice_is_one_key(tmp_path: Path) -> None:
+    signer = SoftwareSigner.generate()
+    policy = load_policy_text(KEY_FILE_POLICY, base_dir=tmp_path).policy
+    signers = [SignerRef(key="a.pub"), SignerRef(key="b.pub")]
+    (trust,) = trust_for_signers(policy, signers, lambda _: signer.public_key_pem)
+    assert trust.key_ids == (signer.key_id,)
