@@ -285,10 +285,12 @@ class InProcessLog:
         try:
             integrated = await self.tlog.add(prepared)
             stored, head = integrated.entry, integrated.head
+            # Just integrated: its proof comes from the in-memory tree, no database read.
             proof = self.tlog.inclusion_proof(stored.index, head.size)
         except DuplicateEntry as exc:
-            stored = self.tlog.entry_by_index(exc.index)
-            head, proof = self.tlog.proof_for(stored)
+            # An older entry may need the database: read it off the event loop.
+            stored = await asyncio.to_thread(self.tlog.entry_by_index, exc.index)
+            head, proof = await asyncio.to_thread(self.tlog.proof_for, stored)
         return TransparencyLogEntry(
             stored.index,
             self.log_id,
