@@ -18,7 +18,7 @@ from pathlib import Path
 import typer
 
 from safeguard.cli.app import app
-from safeguard.cli.output import OUTPUT_OPTION, OutputFormat, reported
+from safeguard.cli.output import INSECURE_OPTION, OUTPUT_OPTION, OutputFormat, reported
 from safeguard.cli.sign import (
     IDENTITY_TOKEN_FILE_OPTION,
     IDENTITY_TOKEN_OPTION,
@@ -34,7 +34,6 @@ from safeguard.cli.sign import (
     signer_for,
     tlog_for,
 )
-from safeguard.cli.tree import INSECURE_OPTION
 from safeguard.core.errors import InvalidInput
 from safeguard.core.reference import Reference
 from safeguard.oci.client import RegistryClient

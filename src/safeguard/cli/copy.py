@@ -24,6 +24,7 @@ from rich.progress import (
 
 from safeguard.cli.app import app
 from safeguard.cli.output import (
+    INSECURE_OPTION,
     OUTPUT_OPTION,
     OutputFormat,
     console,
@@ -35,14 +36,6 @@ from safeguard.core.manifest import Descriptor
 from safeguard.oci.copy import CopyReport, copy_artifact
 from safeguard.oci.location import Location, parse_location
 from safeguard.oci.stores import open_store
-
-# Defined here and in tree.py alike: importing one command module from another would be circular
-# (``safeguard.cli.app`` imports both while it is being built).
-INSECURE_OPTION = typer.Option(
-    False,
-    "--allow-insecure-registry",
-    help="Allow plain HTTP (and unverified TLS) to registries that are not on loopback.",
-)
 
 
 class RichCopyProgress:

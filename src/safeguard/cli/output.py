@@ -30,6 +30,11 @@ class OutputFormat(StrEnum):
 
 
 OUTPUT_OPTION = typer.Option(OutputFormat.text, "--output", "-o", help="text or json")
+INSECURE_OPTION = typer.Option(
+    False,
+    "--allow-insecure-registry",
+    help="Allow plain HTTP (and unverified TLS) to registries that are not on loopback.",
+)
 
 
 def emit_json(data: Any) -> None:

@@ -19,7 +19,14 @@ from typing import Any
 import typer
 
 from safeguard.cli.app import app
-from safeguard.cli.output import OUTPUT_OPTION, OutputFormat, console, emit_json, reported
+from safeguard.cli.output import (
+    INSECURE_OPTION,
+    OUTPUT_OPTION,
+    OutputFormat,
+    console,
+    emit_json,
+    reported,
+)
 from safeguard.cli.sign import (
     TLOG_UPLOAD_OPTION,
     TLOG_URL_OPTION,
@@ -28,7 +35,6 @@ from safeguard.cli.sign import (
     tlog_for,
     tlog_summary,
 )
-from safeguard.cli.tree import INSECURE_OPTION
 from safeguard.core.errors import InvalidInput
 from safeguard.oci.location import Location, parse_location
 from safeguard.tlog.client import RekorClient

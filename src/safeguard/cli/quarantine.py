@@ -21,8 +21,14 @@ import typer
 
 from safeguard.cli.app import app
 from safeguard.cli.gateway import USERNAME_OPTION
-from safeguard.cli.output import OUTPUT_OPTION, OutputFormat, console, emit_json, reported
-from safeguard.cli.tree import INSECURE_OPTION
+from safeguard.cli.output import (
+    INSECURE_OPTION,
+    OUTPUT_OPTION,
+    OutputFormat,
+    console,
+    emit_json,
+    reported,
+)
 from safeguard.core.errors import InvalidInput
 from safeguard.core.reference import Reference
 

@@ -27,6 +27,7 @@ from rich.table import Table
 from safeguard.cli.app import app
 from safeguard.cli.custody import actor_of
 from safeguard.cli.output import (
+    INSECURE_OPTION,
     OUTPUT_OPTION,
     OutputFormat,
     console,
@@ -36,7 +37,6 @@ from safeguard.cli.output import (
 )
 from safeguard.cli.sign import LEGACY_OPTION, TLOG_URL_OPTION, report_signed
 from safeguard.cli.storeopts import DATA_DIR_OPTION, DATABASE_OPTION, open_store
-from safeguard.cli.tree import INSECURE_OPTION
 from safeguard.core.errors import InvalidInput
 from safeguard.keys.base import Signer
 from safeguard.keys.pkcs11 import PIN_ENV

@@ -34,6 +34,7 @@ import typer
 
 from safeguard.cli.app import app
 from safeguard.cli.output import (
+    INSECURE_OPTION,
     OUTPUT_OPTION,
     OutputFormat,
     console,
@@ -42,7 +43,6 @@ from safeguard.cli.output import (
     fail,
     reported,
 )
-from safeguard.cli.tree import INSECURE_OPTION
 from safeguard.core.errors import InvalidInput
 from safeguard.core.reference import Reference
 from safeguard.keys.base import Signer

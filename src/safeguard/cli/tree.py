@@ -16,16 +16,17 @@ from rich.text import Text
 from rich.tree import Tree
 
 from safeguard.cli.app import app
-from safeguard.cli.output import OUTPUT_OPTION, OutputFormat, console, emit_json, reported
+from safeguard.cli.output import (
+    INSECURE_OPTION,
+    OUTPUT_OPTION,
+    OutputFormat,
+    console,
+    emit_json,
+    reported,
+)
 from safeguard.oci.discover import discover
 from safeguard.oci.location import Location, parse_location
 from safeguard.oci.stores import open_store
-
-INSECURE_OPTION = typer.Option(
-    False,
-    "--allow-insecure-registry",
-    help="Allow plain HTTP (and unverified TLS) to registries that are not on loopback.",
-)
 
 _GROUP_LABELS = {
     "signatures": "🔐 Signatures",

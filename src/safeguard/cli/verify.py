@@ -28,8 +28,14 @@ from typing import TYPE_CHECKING, Any
 import typer
 
 from safeguard.cli.app import app
-from safeguard.cli.output import OUTPUT_OPTION, OutputFormat, emit_json, err_console, reported
-from safeguard.cli.tree import INSECURE_OPTION
+from safeguard.cli.output import (
+    INSECURE_OPTION,
+    OUTPUT_OPTION,
+    OutputFormat,
+    emit_json,
+    err_console,
+    reported,
+)
 from safeguard.core.errors import EXIT_VERIFICATION_FAILED, InvalidInput
 from safeguard.core.reference import Reference
 from safeguard.oci.client import RegistryClient
