@@ -18,6 +18,7 @@ import typer
 
 from safeguard.cli.app import app
 from safeguard.cli.output import fail, reported
+from safeguard.cli.storeopts import DATA_DIR_OPTION, DATABASE_OPTION
 from safeguard.core.errors import InvalidInput
 from safeguard.gateway.config import GatewaySettings
 from safeguard.oci.transport.credentials import Credentials, lookup_credentials
@@ -113,15 +114,8 @@ def gateway_settings(
 def serve(
     host: str = typer.Option("127.0.0.1", "--host", help="address to listen on"),
     port: int = typer.Option(8080, "--port", min=0, max=65535, help="0 picks a free port"),
-    data_dir: Path = typer.Option(
-        Path("data"), "--data-dir", envvar="SAFEGUARD_DATA_DIR", help="blobs and SQLite live here"
-    ),
-    database: str | None = typer.Option(
-        None,
-        "--database",
-        envvar="SAFEGUARD_DATABASE_URL",
-        help="SQLAlchemy URL, e.g. postgresql+psycopg://user@host/db (default: SQLite in data dir)",
-    ),
+    data_dir: Path = DATA_DIR_OPTION,
+    database: str | None = DATABASE_OPTION,
     tlog_key: str | None = typer.Option(
         None,
         "--tlog-key",

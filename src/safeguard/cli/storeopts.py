@@ -22,7 +22,7 @@ DATA_DIR_OPTION = typer.Option(
     Path("data"),
     "--data-dir",
     envvar="SAFEGUARD_DATA_DIR",
-    help="the node's data directory (SQLite lives here)",
+    help="the node's data directory (blobs and SQLite live here)",
 )
 DATABASE_OPTION = typer.Option(
     None,
