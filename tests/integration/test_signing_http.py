@@ -37,6 +37,7 @@ from tests.fixtures.builtin import serve_command
 from tests.fixtures.distribution import RegistryServer
 from tests.fixtures.oidc import ServedIssuer, oidc_issuer
 from tests.fixtures.ports import free_port, wait_for_port
+from tests.fixtures.process import stop
 from tests.unit.oci.artifacts import image, push
 from tests.unit.signing.env import SigningHSM, policy_text
 from tests.unit.signing.env import signing_hsm as make_hsm
@@ -108,12 +109,7 @@ def node(
             assert exported.exit_code == 0, exported.output
             yield Node(RegistryServer("builtin", host, data), f"http://{host}", root, keys)
         finally:
-            proc.terminate()
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+            stop(proc)
 
 
 def post(node: Node, token: str | None, doc: Any, **headers: str) -> httpx.Response:

@@ -25,6 +25,7 @@ from safeguard.keys import SoftwareSigner
 from safeguard.tlog import merkle
 from tests.fixtures.builtin import serve_command
 from tests.fixtures.ports import free_port, wait_for_port
+from tests.fixtures.process import stop
 from tests.unit.tlog.tlog_helpers import hashedrekord
 
 
@@ -39,12 +40,7 @@ def serve(data_dir: Path, log_path: Path) -> Iterator[tuple[str, subprocess.Pope
         yield f"http://127.0.0.1:{port}", proc
     finally:
         if proc.poll() is None:
-            proc.terminate()
-            try:
-                proc.wait(10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+            stop(proc)
 
 
 def _monitor(url: str, state: Path) -> dict[str, Any]:

@@ -46,6 +46,7 @@ from safeguard.tlog.merkle import leaf_hash
 from tests.fixtures.builtin import serve_command
 from tests.fixtures.distribution import RegistryServer
 from tests.fixtures.ports import free_port, wait_for_port
+from tests.fixtures.process import stop
 from tests.unit.oci.artifacts import image, push
 
 runner = CliRunner()
@@ -87,12 +88,7 @@ def start_log_server(workdir: Path) -> Iterator[LogServer]:
                 raise RuntimeError(log_path.read_text(errors="replace")[-4000:]) from None
             yield LogServer(RegistryServer("builtin", host, workdir / "data"), f"http://{host}")
         finally:
-            proc.terminate()
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+            stop(proc)
 
 
 @pytest.fixture(scope="session")

@@ -34,6 +34,7 @@ from safeguard.keys.cosign_keys import generate_key_pair
 from safeguard.oci.client import RegistryClient
 from tests.fixtures.builtin import serve_command
 from tests.fixtures.ports import free_port, wait_for_port
+from tests.fixtures.process import stop
 from tests.unit.oci.artifacts import image, push
 from tests.unit.verify.tlog_tamper import rewrite_entry, truncate
 
@@ -60,12 +61,7 @@ def serving(data: Path) -> Iterator[str]:
                 raise RuntimeError(log_path.read_text(errors="replace")[-4000:]) from None
             yield f"http://127.0.0.1:{port}"
         finally:
-            proc.terminate()
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+            stop(proc)
 
 
 def run(*args: str) -> Any:

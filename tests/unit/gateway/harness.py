@@ -24,6 +24,7 @@ from safeguard.gateway.auth import hash_password
 from tests.fixtures.builtin import serve_command
 from tests.fixtures.distribution import RegistryServer
 from tests.fixtures.ports import free_port, wait_for_port
+from tests.fixtures.process import stop
 
 USERS: dict[str, tuple[str, list[str]]] = {
     "root": ("root-secret-1", ["admin"]),
@@ -78,12 +79,7 @@ class GatewayServer:
 def _stop(proc: subprocess.Popen[bytes]) -> None:
     if proc.poll() is not None:
         return
-    proc.terminate()
-    try:
-        proc.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
+    stop(proc)
 
 
 def start_gateway(
