@@ -158,8 +158,11 @@ def serve(
     with reported():
         settings = gateway_settings(upstream, policy, auth, public_url, f"{shown}:{bound}")
         application = create_app(data_dir, database, tlog_key=tlog_key, gateway=settings)
+    base = f"http://{shown}:{bound}"
+    typer.echo(f"Safeguard listening on {base} (data: {application.data_dir})")
     typer.echo(
-        f"Safeguard registry listening on http://{shown}:{bound} (data: {application.data_dir})"
+        f"  OCI registry {base}/v2/ · transparency log {base}/api/v1/log · "
+        f"signing service {base}/api/v1/signatures"
     )
     source = policy or "the store's active one"
     typer.echo(
