@@ -16,7 +16,7 @@ time from the ``dev.sigstore.cosign/bundle`` SET) and bundles sigstore-python re
   trust comes from the trusted root only. A legacy chain annotation may end with the root, as
   Fulcio returns it; that root must then be one of the trusted roots, and is not used as an anchor.
 
-SCT verification is not repeated here (see docs/verification.md).
+The embedded SCTs are checked next, against the issuer this path found (``safeguard.verify.sct``).
 """
 
 from __future__ import annotations
@@ -40,13 +40,24 @@ from safeguard.verify.trustroot import TrustMaterial
 
 
 def load_certificates(data: bytes) -> list[x509.Certificate]:
-    """PEM (one or more blocks) or a single DER certificate."""
+    """PEM (one or more blocks) or a single DER certificate, with readable extensions
+    (cryptography parses them lazily: a malformed one, such as an SCT list that is not one, is
+    ``CERT_INVALID`` here rather than an exception wherever they are first read)."""
     try:
         if b"-----BEGIN" in data:
-            return list(x509.load_pem_x509_certificates(data))
-        return [x509.load_der_x509_certificate(data)]
+            certs = list(x509.load_pem_x509_certificates(data))
+        else:
+            certs = [x509.load_der_x509_certificate(data)]
     except ValueError as exc:
         raise CheckFailed("CERT_INVALID", f"cannot read certificate: {exc}") from None
+    for cert in certs:
+        try:
+            cert.extensions  # noqa: B018 - parse them now
+        except ValueError as exc:
+            raise CheckFailed(
+                "CERT_INVALID", f"cannot read the certificate's extensions: {exc}"
+            ) from None
+    return certs
 
 
 def is_self_signed(cert: x509.Certificate) -> bool:

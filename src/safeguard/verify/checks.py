@@ -22,7 +22,8 @@ What runs where:
   ``safeguard.verify.keyless``, with Safeguard's identity matcher;
 * other keyless material (v0.1 bundles with only a SET, ``intoto`` 0.0.2 entries, legacy
   ``.sig`` layers with certificate annotations): here, chain by ``safeguard.verify.certchain``
-  at the log's integrated time, SET and proofs by ``safeguard.verify.logentry``.
+  at the log's integrated time, the certificate's embedded SCTs by ``safeguard.verify.sct``
+  (RFC 6962), SET and proofs by ``safeguard.verify.logentry``.
 """
 
 from __future__ import annotations
@@ -60,6 +61,7 @@ from safeguard.verify.logentry import (
 )
 from safeguard.verify.policy import TrustPolicy
 from safeguard.verify.predicates import PredicateRequirement
+from safeguard.verify.sct import verify_embedded_scts
 from safeguard.verify.verdict import SignatureCheck
 
 COSIGN_SIGN_PREDICATE: Final = "https://sigstore.dev/cosign/sign/v1"
@@ -321,8 +323,17 @@ def _keyless_own(
             "no verified transparency log entry with a signed integration time: the signing "
             "certificate cannot be checked at signing time",
         )
-    for when in times:
+    paths = [
         verify_certificate(leaf, chain, policy.trust, when, from_bundle=from_bundle)
+        for when in times
+    ]
+    issuer = paths[0][1] if len(paths[0]) > 1 else paths[0][0]
+    sct = verify_embedded_scts(leaf, issuer, policy.trust)
+    check.detail["sct"] = (
+        {**sct.as_dict(), "verified": True}
+        if sct is not None
+        else {"verified": False, "note": "not checked: the trusted root lists no CT logs"}
+    )
 
 
 # --- bundles ----------------------------------------------------------------------------------
