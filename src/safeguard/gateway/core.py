@@ -43,6 +43,7 @@ from safeguard.gateway.site import build_site
 from safeguard.gateway.upstream import Upstream
 from safeguard.registry.context import check_digest, check_tag
 from safeguard.store.engine import Database
+from safeguard.verify.custody_check import KeyStatusSource
 
 log = logging.getLogger("safeguard.gateway")
 _run = anyio.to_thread.run_sync
@@ -58,6 +59,7 @@ class Gateway:
         *,
         rules: PolicySource | None = None,
         after_step: StepHook | None = None,
+        custody: KeyStatusSource | None = None,
     ) -> None:
         self.db = db
         self.upstream = upstream
@@ -67,7 +69,7 @@ class Gateway:
         self.after_step = after_step
         self.pulls = PullLog(db, flush_ms=settings.pull_log_flush_ms, batch=settings.pull_log_batch)
         self.audit = AuditLog(db)
-        self.signatures = SignatureCheck(upstream)
+        self.signatures = SignatureCheck(upstream, custody)
         self.pending = PendingTags(db)
         self.journal = QuarantineJournal(db)
         self.view = QuarantineView(self.journal)

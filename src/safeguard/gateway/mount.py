@@ -1,9 +1,10 @@
 """Wiring the gateway into a Safeguard node (``safeguard.server.SafeguardApp``).
 
 ``mount_gateway`` builds the upstream (the node's own registry in-process, or ``--upstream``),
-the users, and the gateway's services over the node's store, puts the gateway on ``/v2``, its
-token and admin endpoints on their paths, and its background work (pull-log flushing, grace
-deadlines, quarantine purges) on the node's start-up and shutdown.
+the users, and the gateway's services over the node's store (among them the key custody records
+signatures are judged by, ``safeguard.signing.custody.KeyCustody``), puts the gateway on
+``/v2``, its token and admin endpoints on their paths, and its background work (pull-log
+flushing, grace deadlines, quarantine purges) on the node's start-up and shutdown.
 """
 
 from __future__ import annotations
@@ -36,7 +37,10 @@ def mount_gateway(app: SafeguardApp, settings: GatewaySettings) -> Gateway:
         if settings.auth_file is not None
         else AuthConfig.disabled()
     )
-    gateway = Gateway(app.db, build_upstream(app, settings), auth, settings)
+    from safeguard.signing.custody import KeyCustody
+
+    custody = KeyCustody(app.db)
+    gateway = Gateway(app.db, build_upstream(app, settings), auth, settings, custody=custody)
     app.v2 = gateway.app
     app.mounts.append((is_gateway_site_path, gateway.site))
     app.startups.append(gateway.start)

@@ -7,7 +7,8 @@ seconds, so ``safeguard policy apply`` takes effect without a restart). The firs
 the gateway only relays.
 
 A ``GatewayRule`` carries the rule's settings and, built on first use and kept per policy
-version, the ``TrustPolicy`` values its signers stand for (``safeguard.verify.from_policy``),
+version, what its signers stand for (``safeguard.verify.from_policy.SignerTrust``: the
+``TrustPolicy`` passes, with the trust roots' logs, and the keys' lifecycle times),
 with ``mayPublish`` globs judged against the names of the registry the gateway fronts
 (``safeguard.gateway.config.registry_hosts``).
 Quarantine namespaces (the rules' ``quarantine.namespace`` values and the default
@@ -28,8 +29,7 @@ from safeguard.core.errors import SafeguardError
 from safeguard.policy import Policy, PolicyStore, RegistryRule, load_policy, rule_for
 from safeguard.policy.files import DirectoryFiles, FileProblem
 from safeguard.policy.match import glob_matches
-from safeguard.verify.from_policy import SignerUnavailable, trust_for_signers
-from safeguard.verify.policy import TrustPolicy
+from safeguard.verify.from_policy import SignerTrust, SignerUnavailable, trust_for_signers
 
 log = logging.getLogger("safeguard.gateway.rules")
 
@@ -47,10 +47,10 @@ class GatewayRule:
     immutable_tags: tuple[str, ...]
     namespace: str
     deprecation_days: int
-    _trust: Callable[[str], tuple[TrustPolicy, ...]] = field(repr=False)
-    _cache: dict[str, tuple[TrustPolicy, ...]] = field(default_factory=dict, repr=False)
+    _trust: Callable[[str], SignerTrust] = field(repr=False)
+    _cache: dict[str, SignerTrust] = field(default_factory=dict, repr=False)
 
-    def trust(self, repository: str) -> tuple[TrustPolicy, ...]:
+    def trust(self, repository: str) -> SignerTrust:
         """What a signature must verify against in ``repository`` (raises when the policy's
         signers cannot be loaded: the gateway then refuses rather than guesses)."""
         found = self._cache.get(repository)

@@ -4,7 +4,13 @@
 OCI referrers, the referrers tag schema and cosign ``.sig`` tags, every signature checked) once
 per ``TrustPolicy`` of the rule's signers, and answers with the first that allows the digest.
 Forged signatures, signatures by identities the rule does not name, and signatures over another
-digest are refused by the engine and never allow anything. A rule whose signers cannot be
+digest are refused by the engine and never allow anything. When the signers' trust root names a
+transparency log (``trustRoots.*.tlog``), a signature counts only with a log entry that verifies
+against it. Each verdict is then judged by the keys' lifecycle at the log's integrated time
+(``SignerTrust.judge``): the policy's ``retiredAt``/``revokedAt`` and the store's custody records
+(``safeguard keys retire/revoke``), so a signature the log saw after its key was retired or
+revoked does not count, and one logged before a revocation counts but is flagged
+(``KEY_REVOKED_REVIEW``, in the reason the audit trail records). A rule whose signers cannot be
 loaded is a ``SignerUnavailable`` error: the gateway then refuses rather than guesses.
 
 ``signed`` is the weaker question tag immutability asks ("does this tag point at a signed
@@ -15,6 +21,7 @@ digest) when positive; a refusal is asked again next time.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from dataclasses import dataclass
 from typing import Final
@@ -24,6 +31,7 @@ from safeguard.core.reference import Reference
 from safeguard.gateway.rules import GatewayRule
 from safeguard.gateway.upstream import INTERNAL_HOST, Upstream
 from safeguard.oci.signatures import list_attached
+from safeguard.verify.custody_check import FLAG_REVIEW, KeyStatusSource
 from safeguard.verify.engine import verify_image
 
 CACHE_SECONDS: Final = 10.0
@@ -36,8 +44,9 @@ class Outcome:
 
 
 class SignatureCheck:
-    def __init__(self, upstream: Upstream) -> None:
+    def __init__(self, upstream: Upstream, custody: KeyStatusSource | None = None) -> None:
         self.upstream = upstream
+        self.custody = custody  # the store's key custody records (read in a worker thread)
         self._cache: dict[tuple[str, str], tuple[float, Outcome]] = {}
 
     def forget(self, repository: str, digest: str) -> None:
@@ -56,23 +65,28 @@ class SignatureCheck:
         return outcome
 
     async def _verify(self, repository: str, digest: str, rule: GatewayRule) -> Outcome:
-        trust = rule.trust(repository)
+        trust = await asyncio.to_thread(rule.trust, repository)  # may read files or a token
         if not trust:
             return Outcome(False, f"no signer of the rule {rule.match!r} may sign {repository}")
         client = self.upstream.client()
         ref = Reference(INTERNAL_HOST, repository, None, Digest.parse(digest))
         reasons: list[str] = []
-        for policy in trust:
+        custody = (self.custody,) if self.custody is not None else ()
+        for policy in trust.policies:
             verdict = await verify_image(client, ref, policy)
             if verdict.allowed:
+                verdict = await asyncio.to_thread(trust.judge, verdict, *custody)
+            if verdict.allowed:
                 accepted = [r for r in verdict.reasons if r.startswith("accepted")]
-                return Outcome(True, accepted[0] if accepted else "signature verified")
+                flags = [r for r in verdict.reasons if f"[{FLAG_REVIEW}]" in r]
+                said = "; ".join([*accepted[:1], *flags]) or "signature verified"
+                return Outcome(True, said[:2000])
             reasons.extend(verdict.reasons)
         seen = list(dict.fromkeys(reasons)) or [f"no signatures found for {digest}"]
         return Outcome(False, "; ".join(seen)[:2000])
 
     async def signed(self, repository: str, digest: str, rule: GatewayRule | None) -> bool:
-        if rule is not None and rule.trust(repository):
+        if rule is not None and bool(await asyncio.to_thread(rule.trust, repository)):
             return (await self.verified(repository, digest, rule)).ok
         listing = await list_attached(self.upstream.client(), repository, Digest.parse(digest))
         return bool(listing.items)

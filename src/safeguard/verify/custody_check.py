@@ -5,8 +5,10 @@ whether its key was still trusted *when the log saw it* is custody's question (t
 ``safeguard.keys.lifecycle``; DESIGN.md "Time comes from the log"). Who knows a key's times is a
 ``KeyStatusSource``, a protocol defined here so that the verifier depends on no store: the
 store's custody records (``safeguard.signing.custody.KeyCustody`` and ``CustodyView`` implement
-it), or the policy's own ``retiredAt``/``revokedAt``. ``apply_custody`` takes a ``Verdict`` and,
-for every accepted key-signed evidence item (``signer.keyId``):
+it), or the policy's own ``retiredAt``/``revokedAt`` (``KeyTimesSource``, built by
+``safeguard.verify.from_policy``); ``combined`` asks several, the stricter answer winning.
+``apply_custody`` takes a ``Verdict`` and, for every accepted key-signed evidence item
+(``signer.keyId``):
 
 * takes its log time: the earliest ``integratedTime`` among its log entries that verified with a
   signed entry timestamp (a time the log vouches for). With none, the signature is judged as of
@@ -26,11 +28,11 @@ this after the cache — it is a dictionary lookup per signature.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any, Final, Protocol
 
-from safeguard.keys.lifecycle import KeyState
+from safeguard.keys.lifecycle import KeyState, KeyTimes, stricter
 from safeguard.verify.verdict import Verdict
 
 FLAG_REVIEW: Final = "KEY_REVOKED_REVIEW"
@@ -66,6 +68,44 @@ class KeyStatusSource(Protocol):
 
 
 CustodySource = KeyStatusSource  # the earlier name
+
+
+class KeyTimesSource:
+    """A ``KeyStatusSource`` over known ``KeyTimes`` by key id (the policy's own times)."""
+
+    def __init__(self, times: Mapping[str, Iterable[KeyTimes]] | None = None) -> None:
+        self._times = {key_id: tuple(found) for key_id, found in (times or {}).items()}
+
+    def __bool__(self) -> bool:
+        return any(self._times.values())
+
+    def key_status_at(self, key_id: str, log_time: datetime) -> KeyState:
+        state = KeyState.UNKNOWN
+        for times in self._times.get(key_id, ()):
+            state = stricter(state, times.state_at(log_time))
+        return state
+
+    def times_for(self, key_id: str) -> tuple[KeyTimes, ...]:
+        return self._times.get(key_id, ())
+
+
+class _Combined:
+    def __init__(self, sources: Sequence[KeyStatusSource]) -> None:
+        self.sources = tuple(sources)
+
+    def key_status_at(self, key_id: str, log_time: datetime) -> KeyState:
+        state = KeyState.UNKNOWN
+        for source in self.sources:
+            state = stricter(state, KeyState(str(source.key_status_at(key_id, log_time))))
+        return state
+
+    def times_for(self, key_id: str) -> list[KeyTimesView]:
+        return [t for source in self.sources for t in source.times_for(key_id)]
+
+
+def combined(*sources: KeyStatusSource) -> KeyStatusSource:
+    """One source asking every one of ``sources``; the stricter answer wins."""
+    return sources[0] if len(sources) == 1 else _Combined(sources)
 
 
 def _parse_time(value: Any) -> datetime | None:
