@@ -664,5 +664,7 @@ def test_p384_image_with_log(
     assert verified.exit_code == 0, verified.output
     by_source = {item["source"]: item for item in evidence(verified)}
     assert by_source["referrer"]["verified"] and by_source["referrer"]["tlog"][0]["verified"]
-    # The .sig layer's log check lives in verify/checks.py, which still compares the entry with
-    # the payload's SHA-256 digest; until it uses the key's hash it reports TLOG_BODY_MISMATCH.
+    # The .sig layer's entry is bound with the key's hash (sha384), as it was logged.
+    legacy = by_source["cosign-tag"]
+    assert legacy["verified"], legacy["reason"]
+    assert legacy["tlog"][0]["verified"] and legacy["tlog"][0]["kind"] == "hashedrekord/0.0.1"

@@ -36,7 +36,7 @@ from typing import Any, Final
 
 from cryptography import x509
 
-from safeguard.core.digest import Digest
+from safeguard.core.digest import DEFAULT_ALGORITHM, Digest
 from safeguard.core.errors import SafeguardError
 from safeguard.formats.bundle import DIGEST_NAMES, Bundle, HashOutput, TransparencyLogEntry
 from safeguard.formats.cosign_sig import DSSE_MEDIA_TYPE, SIMPLE_SIGNING_MEDIA_TYPE, SignatureLayer
@@ -45,6 +45,7 @@ from safeguard.formats.intoto import PAYLOAD_TYPE, Statement
 from safeguard.formats.simplesigning import parse_payload
 from safeguard.keys.base import (
     PublicKey,
+    algorithm_for,
     is_valid_signature,
     key_id_for,
     verify_digest_signature,
@@ -289,13 +290,14 @@ def _keyless_own(
     *,
     from_bundle: bool,
     verify_signature: Callable[[Any], Iterable[bytes]],
-    binding: dict[str, Any],
+    binding: Callable[[Any], dict[str, Any]],
     check: SignatureCheck,
 ) -> None:
     """Keyless material sigstore-python does not take: see module docstring.
 
     ``verify_signature(key)`` gives the signatures the leaf's key verifies (refusing when there
-    is none); each log entry must record one of them, by that key, over ``binding``'s content.
+    is none); each log entry must record one of them, by that key, over the content
+    ``binding(key)`` names (``check_binding``'s ``artifact_digest`` or ``payload``).
     """
     if policy.identity is None or policy.trust is None:
         raise CheckFailed(
@@ -313,7 +315,7 @@ def _keyless_own(
     times: list[dt.datetime] = []
     for entry in entries:
         evidence: LogEvidence = verify_entry(entry, policy.trust)
-        _bind(entry, signed, **binding)
+        _bind(entry, signed, **binding(public_key))
         check.log.append({**evidence.as_dict(), "verified": True})
         if evidence.integrated_time is not None and evidence.set_verified:
             times.append(evidence.integrated_time)
@@ -453,7 +455,7 @@ def _check_bundle(
             policy,
             from_bundle=True,
             verify_signature=verify_sig,
-            binding={"payload": envelope.payload},
+            binding=lambda _key: {"payload": envelope.payload},
             check=check,
         )
         statement = _statement(
@@ -483,7 +485,7 @@ def _check_bundle(
             policy,
             from_bundle=True,
             verify_signature=verify_ms,
-            binding={"artifact_digest": artifact.digest},
+            binding=lambda _key: {"artifact_digest": signed.digest},
             check=check,
         )
 
@@ -512,6 +514,13 @@ def _as_signed(
     if algorithm is None or algorithm == artifact.digest.algorithm:
         return artifact
     return Artifact(Digest.of(artifact.data, algorithm), artifact.data, artifact.name)
+
+
+def _signed_digest(public_key: Any, payload: bytes) -> Digest:
+    """The digest a signature over ``payload`` by ``public_key`` signs, which is what its
+    ``hashedrekord`` entry records: the key's hash (SHA-384 for P-384, as
+    ``safeguard.signing`` logs it), SHA-256 for keys that hash nothing themselves (Ed25519)."""
+    return Digest.of(payload, algorithm_for(public_key).hash_name or DEFAULT_ALGORITHM)
 
 
 def _message_digest_matches(message_digest: Any, artifact: Artifact) -> None:
@@ -634,14 +643,18 @@ def _check_layer(
             def verify_sig(public_key: Any) -> Iterable[bytes]:
                 return (sig for _, sig in _envelope_signers([public_key], env))
 
-            binding: dict[str, Any] = {"payload": env.payload}
+            def binding(key: Any) -> dict[str, Any]:
+                return {"payload": env.payload}
+
         else:
 
             def verify_sig(public_key: Any) -> Iterable[bytes]:
                 _verify_message([public_key], layer.signature, payload)
                 return [layer.signature]
 
-            binding = {"artifact_digest": Digest.of(payload)}
+            def binding(key: Any) -> dict[str, Any]:
+                return {"artifact_digest": _signed_digest(key, payload)}
+
         _keyless_own(
             layer.certificate,
             chain,
@@ -665,7 +678,7 @@ def _check_layer(
             entries,
             policy,
             signers=[(key, layer.signature)],
-            artifact_digest=Digest.of(payload),
+            artifact_digest=_signed_digest(key, payload),
         )
     if envelope is not None:
         statement = _statement(
