@@ -13,8 +13,8 @@ verifies (DESIGN.md, "Time comes from the log"). For one key, at ``log_time``:
 Several sources may speak about one key (the policy's ``trustRoots.*.keys[].retiredAt``/
 ``revokedAt``, the store's custody records of ``safeguard keys``): the stricter answer wins
 (``stricter``). Pure functions and values, no I/O; the verifier
-(``safeguard.verify.custody_check``) and key custody (``safeguard.signing.custody``, which has the
-same rules) apply them.
+(``safeguard.verify.custody_check``) and key custody (``safeguard.signing.custody``) both apply
+them.
 """
 
 from __future__ import annotations

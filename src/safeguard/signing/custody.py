@@ -33,13 +33,13 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from enum import StrEnum
 from typing import Any, Final
 
 import sqlalchemy as sa
 
 from safeguard.core.errors import SafeguardError
 from safeguard.keys.base import algorithm_for, key_id_for, load_public_key, public_key_pem
+from safeguard.keys.lifecycle import KeyState, KeyTimes, aware, stricter
 from safeguard.keys.pkcs11_uri import PKCS11URI, parse_pkcs11_uri
 from safeguard.signing.errors import (
     CustodyKeyExists,
@@ -52,58 +52,6 @@ from safeguard.store.signing_models import SigningKey, SigningKeyEvent
 
 CURVES: Final = {"p256": "secp256r1", "p384": "secp384r1"}
 _SAFE: Final = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~:/"
-
-
-class KeyState(StrEnum):
-    VALID = "valid"
-    RETIRED = "retired"
-    REVOKED = "revoked"
-    FLAG_FOR_REVIEW = "flag_for_review"
-    UNKNOWN = "unknown"
-
-
-_SEVERITY: Final = {
-    KeyState.UNKNOWN: 0,
-    KeyState.VALID: 1,
-    KeyState.FLAG_FOR_REVIEW: 2,
-    KeyState.RETIRED: 3,
-    KeyState.REVOKED: 4,
-}
-
-
-def aware(when: datetime) -> datetime:
-    return when if when.tzinfo is not None else when.replace(tzinfo=UTC)
-
-
-def state_at(
-    log_time: datetime, retired_at: datetime | None, revoked_at: datetime | None
-) -> KeyState:
-    """The module's rules for one key's times at ``log_time``."""
-    log_time = aware(log_time)
-    if revoked_at is not None:
-        return KeyState.REVOKED if log_time >= aware(revoked_at) else KeyState.FLAG_FOR_REVIEW
-    if retired_at is not None and log_time >= aware(retired_at):
-        return KeyState.RETIRED
-    return KeyState.VALID
-
-
-def stricter(a: KeyState, b: KeyState) -> KeyState:
-    return a if _SEVERITY[a] >= _SEVERITY[b] else b
-
-
-@dataclass(frozen=True, slots=True)
-class KeyTimes:
-    """A key's lifecycle times from one source (custody record or policy)."""
-
-    key_id: str
-    name: str
-    retired_at: datetime | None = None
-    revoked_at: datetime | None = None
-    reason: str | None = None
-    source: str = "custody"
-
-    def state_at(self, log_time: datetime) -> KeyState:
-        return state_at(log_time, self.retired_at, self.revoked_at)
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,7 +73,12 @@ class KeyRecord:
     @property
     def times(self) -> KeyTimes:
         return KeyTimes(
-            self.key_id, self.name, self.retired_at, self.revoked_at, self.revocation_reason
+            self.key_id,
+            self.name,
+            self.retired_at,
+            self.revoked_at,
+            self.revocation_reason,
+            source="custody",
         )
 
     def status_at(self, log_time: datetime) -> KeyState:
