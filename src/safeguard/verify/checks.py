@@ -18,12 +18,14 @@ What runs where:
 * key-signed bundles (``publicKey``), key-signed cosign layers and their log entries: here
   (``safeguard.keys`` for signatures, ``safeguard.verify.logentry`` for entries);
 * keyless bundles that sigstore-python loads (v0.2/v0.3 with inclusion proofs, ``hashedrekord``
-  and ``dsse`` entries, Rekor v2, RFC 3161 timestamps): sigstore-python's ``Verifier`` through
-  ``safeguard.verify.keyless``, with Safeguard's identity matcher;
+  and ``dsse`` entries, Rekor v2, RFC 3161 timestamps) and whose certificate has a P-256 key:
+  sigstore-python's ``Verifier`` through ``safeguard.verify.keyless``, with Safeguard's identity
+  matcher (sigstore-python verifies ECDSA with SHA-256 only);
 * other keyless material (v0.1 bundles with only a SET, ``intoto`` 0.0.2 entries, legacy
-  ``.sig`` layers with certificate annotations): here, chain by ``safeguard.verify.certchain``
-  at the log's integrated time, the certificate's embedded SCTs by ``safeguard.verify.sct``
-  (RFC 6962), SET and proofs by ``safeguard.verify.logentry``.
+  ``.sig`` layers with certificate annotations, bundles by P-384, RSA or Ed25519 certificates):
+  here, chain by ``safeguard.verify.certchain`` at the log's integrated time, the certificate's
+  embedded SCTs by ``safeguard.verify.sct`` (RFC 6962), SET and proofs by
+  ``safeguard.verify.logentry``.
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ from dataclasses import dataclass, field
 from typing import Any, Final
 
 from cryptography import x509
+from cryptography.hazmat.primitives.asymmetric import ec
 
 from safeguard.core.digest import DEFAULT_ALGORITHM, Digest
 from safeguard.core.errors import SafeguardError
@@ -357,7 +360,11 @@ def _check_bundle(
             fast = parse_bundle(cand.bundle_json)
         except SafeguardError:
             fast = None
-        if fast is not None and fast.log_entry._inner.kind_version.kind in _SIGSTORE_KINDS:
+        if (
+            fast is not None
+            and fast.log_entry._inner.kind_version.kind in _SIGSTORE_KINDS
+            and _sigstore_python_verifies(fast.signing_certificate)
+        ):
             check.detail["bundleMediaType"] = str(fast._inner.media_type)
             _keyless_sigstore(
                 fast,
@@ -438,7 +445,9 @@ def _check_bundle(
             sigstore_bundle = parse_bundle(cand.bundle_json)
         except SafeguardError:
             sigstore_bundle = None
-    if sigstore_bundle is not None:
+    if sigstore_bundle is not None and _sigstore_python_verifies(
+        sigstore_bundle.signing_certificate
+    ):
         _keyless_sigstore(sigstore_bundle, cand, artifact, policy, expect, check, claimed_type)
         return
     chain = [x509.load_der_x509_certificate(c) for c in (vm.certificate_chain or ())[1:]]
@@ -533,6 +542,15 @@ def _message_digest_matches(message_digest: Any, artifact: Artifact) -> None:
             "DIGEST_MISMATCH",
             f"the bundle signs {algorithm}:{message_digest.digest.hex()}, not {artifact.digest}",
         )
+
+
+def _sigstore_python_verifies(cert: x509.Certificate) -> bool:
+    """Whether sigstore-python can check signatures by ``cert``'s key: it verifies keyless
+    signatures as ECDSA over SHA-256 only (message signatures and DSSE alike), so a P-256 key.
+    Other keys (P-384 signing SHA-384, RSA, Ed25519) go to Safeguard's own path, which hashes
+    with the key's algorithm (``safeguard.keys``)."""
+    key = cert.public_key()
+    return isinstance(key, ec.EllipticCurvePublicKey) and isinstance(key.curve, ec.SECP256R1)
 
 
 def _sigstore_facts(sigstore_bundle: Any) -> tuple[bool, Any]:

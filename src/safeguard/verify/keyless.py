@@ -17,12 +17,13 @@ the bundle is kept.
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import threading
 import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Final, TypeVar
 
 from cryptography import x509
 from sigstore._internal.trust import CertificateAuthority, CTKeyring, KeyringPurpose, RekorKeyring
@@ -189,6 +190,27 @@ def _evidence(bundle: Bundle, identity: CertificateIdentity | None) -> KeylessEv
     )
 
 
+_DIGEST_NAMES: Final = {
+    HashAlgorithm.SHA2_256: "sha256",
+    HashAlgorithm.SHA2_384: "sha384",
+    HashAlgorithm.SHA2_512: "sha512",
+}
+
+
+def signed_hash(bundle: Bundle) -> tuple[HashAlgorithm, str]:
+    """The hash a message-signature bundle signs: its ``messageDigest`` algorithm (``SHA2_384``
+    for P-384 certificates), ``SHA2_256`` when it names none; with Safeguard's digest name."""
+    message = bundle._inner.message_signature
+    digest = getattr(message, "message_digest", None) if message is not None else None
+    algorithm = HashAlgorithm.SHA2_256 if digest is None else HashAlgorithm(digest.algorithm)
+    name = _DIGEST_NAMES.get(algorithm)
+    if name is None:
+        raise VerificationFailed(
+            f"the bundle signs a {algorithm.value} digest, which is unsupported"
+        )
+    return algorithm, name
+
+
 def verify_artifact_bundle(
     bundle: Bundle,
     artifact: bytes | Digest,
@@ -197,23 +219,36 @@ def verify_artifact_bundle(
     *,
     matched: CertificateIdentity | None = None,
 ) -> KeylessEvidence:
-    """Verify a message-signature bundle over ``artifact`` (its bytes, or its sha256 digest).
+    """Verify a message-signature bundle over ``artifact``: its bytes, or its digest made with
+    the hash the bundle signs (``signed_hash``).
 
     ``matched``: the identity of ``bundle.signing_certificate``, already matched against
-    ``policy`` by the caller (so it is not matched again for that certificate)."""
+    ``policy`` by the caller (so it is not matched again for that certificate).
+
+    sigstore-python (4.x) verifies ``SHA2_256`` message signatures only: it refuses a ``Hashed``
+    of any other algorithm ("unknown hash algorithm"), and digests bytes with SHA-256 whatever
+    the bundle says. A ``SHA2_384`` bundle (a P-384 certificate) is therefore refused here with
+    that reason; ``safeguard.verify.checks`` sends such bundles to its own path instead."""
+    algorithm, name = signed_hash(bundle)
     if isinstance(artifact, Digest):
-        if artifact.algorithm != "sha256":
-            raise InvalidInput("keyless artifact verification needs a sha256 digest")
-        input_: bytes | Hashed = Hashed(
-            algorithm=HashAlgorithm.SHA2_256, digest=bytes.fromhex(artifact.hex)
-        )
+        if artifact.algorithm != name:
+            raise InvalidInput(
+                f"the bundle signs a {name} digest, not {artifact.algorithm}",
+                hint=f"give the artifact itself or its {name} digest",
+            )
+        digest = bytes.fromhex(artifact.hex)
     else:
-        input_ = artifact
+        digest = hashlib.new(name, artifact).digest()
     adapter = _PolicyAdapter(policy, bundle.signing_certificate if matched is not None else None)
     try:
-        verifier_for(trusted_root).verify_artifact(input_, bundle, adapter)
+        verifier_for(trusted_root).verify_artifact(
+            Hashed(algorithm=algorithm, digest=digest), bundle, adapter
+        )
     except (VerificationError, SigstoreError, ValueError) as exc:
-        raise VerificationFailed(f"keyless verification failed: {exc}") from exc
+        note = ""
+        if algorithm is not HashAlgorithm.SHA2_256:
+            note = f" (sigstore-python verifies SHA2_256 message signatures only, not {name})"
+        raise VerificationFailed(f"keyless verification failed: {exc}{note}") from exc
     return _evidence(bundle, matched)
 
 
