@@ -22,10 +22,10 @@ from typer.testing import CliRunner
 from safeguard.cli.app import app
 from safeguard.formats.bundle import Bundle
 from safeguard.keys.base import key_id_for, load_public_key, verify_signature
-from safeguard.keys.lifecycle import state_at
+from safeguard.keys.lifecycle import KeyState, state_at
 from safeguard.keys.pkcs11 import PKCS11Signer
 from safeguard.policy import load_policy_text
-from safeguard.signing.custody import CustodyView, KeyState
+from safeguard.signing.custody import CustodyView
 from safeguard.signing.errors import SigningKeyRetired
 from safeguard.signing.service import SignResult
 from safeguard.tlog.logkey import key_details

@@ -64,9 +64,7 @@ def test_port_zero_picks_a_free_port_and_says_where(tmp_path: Path) -> None:
     try:
         assert proc.stdout is not None
         line = proc.stdout.readline().decode()
-        match = re.match(
-            r"Safeguard listening on http://127\.0\.0\.1:(\d+) \(data: (.+)\)", line
-        )
+        match = re.match(r"Safeguard listening on http://127\.0\.0\.1:(\d+) \(data: (.+)\)", line)
         assert match, line
         assert Path(match.group(2)) == (tmp_path / "envdata").resolve()
         response = httpx.get(f"http://127.0.0.1:{match.group(1)}/v2/", timeout=10)

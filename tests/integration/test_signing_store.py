@@ -16,9 +16,10 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from safeguard.core.errors import SafeguardError
+from safeguard.keys.lifecycle import KeyState
 from safeguard.signing import totp
 from safeguard.signing.audit import AuditEvent, AuditLog
-from safeguard.signing.custody import KeyCustody, KeyState
+from safeguard.signing.custody import KeyCustody
 from safeguard.signing.errors import TOTPReplayed
 from safeguard.signing.release import ReleaseEnrolments
 from safeguard.store import Database, default_database_url, open_database

@@ -47,13 +47,14 @@ from safeguard.identity.errors import (
     OIDCTokenRefused,
 )
 from safeguard.keys.errors import PKCS11Unavailable
+from safeguard.keys.lifecycle import KeyState
 from safeguard.policy import Identity, IdentityKind, TrustKey
 from safeguard.policy.errors import PolicyNotApplied
 from safeguard.signing.audit import ALLOWED, AuditEvent, AuditLog
 from safeguard.signing.authorize import authorize
 from safeguard.signing.claims import ANNOTATION_PREFIX, audit_claims, provenance_from_claims
 from safeguard.signing.claims import signature_annotations as claim_annotations
-from safeguard.signing.custody import KeyCustody, KeyState
+from safeguard.signing.custody import KeyCustody
 from safeguard.signing.errors import (
     SigningIdentityUnusable,
     SigningKeyRetired,
