@@ -8,6 +8,9 @@ loopback ports, and in the same run, interleaved:
 
 * 64 MiB blob pull and push throughput, direct and through the gateway (median of
   ``--repeat``), over plain sockets;
+* 64 MiB blob pull throughput through a second gateway started with ``--blob-redirect``: the
+  gateway answers 307 and the client follows it to docker-registry, as real clients do, so the
+  blob's bytes do not pass through the gateway (the time includes the redirect round trip);
 * manifest GETs per second (``--concurrency`` keep-alive connections, ``--seconds`` each);
 * the latency the gateway adds to a manifest GET: p50 (and p90/p99) of sequential GETs on one
   keep-alive connection, through the gateway minus direct.
@@ -25,6 +28,7 @@ import importlib.util
 import json
 import os
 import platform
+import socket
 import statistics
 import sys
 import tempfile
@@ -32,6 +36,7 @@ import time
 from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 
@@ -86,20 +91,60 @@ async def manifest_latencies(url: str, path: str, count: int) -> list[float]:
     return out
 
 
+def pull_blob_following(url: str, repo: str, digest: str) -> float:
+    """Seconds for ``GET`` of a blob at ``url``, following one 307 as clients do (the blob
+    itself is read with ``bench/registry.py``'s socket code)."""
+    host, port = url.removeprefix("http://").split(":")
+    path = f"/v2/{repo}/blobs/{digest}"
+    start = time.perf_counter()
+    with socket.create_connection((host, int(port))) as sock:
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        sock.sendall(f"GET {path} HTTP/1.1\r\nHost: {host}:{port}\r\n\r\n".encode())
+        data = b""
+        while b"\r\n\r\n" not in data:
+            chunk = sock.recv(65536)
+            if not chunk:
+                raise RuntimeError("connection closed before the response head")
+            data += chunk
+    head = data.partition(b"\r\n\r\n")[0].decode("latin-1").split("\r\n")
+    if head[0][9:12] != "307":
+        raise RuntimeError(f"expected a redirect, got {head[0]!r}")
+    location = next(
+        v.strip() for k, _, v in (h.partition(":") for h in head[1:]) if k.lower() == "location"
+    )
+    target = urlsplit(location)
+    request = (
+        f"GET {target.path} HTTP/1.1\r\nHost: {target.netloc}\r\nConnection: close\r\n\r\n"
+    ).encode()
+    status = rb._exchange(f"http://{target.netloc}", request, sink=True)
+    elapsed = time.perf_counter() - start
+    if status != 200:
+        raise RuntimeError(f"blob pull after the redirect failed: {status}")
+    return elapsed
+
+
 def _pct(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
-def measure(servers: dict[str, RegistryServer], blob: bytes, args: argparse.Namespace) -> dict:
+def measure(
+    servers: dict[str, RegistryServer],
+    redirecting: RegistryServer,
+    blob: bytes,
+    args: argparse.Namespace,
+) -> dict:
     digest = rb._digest(blob)
     size_mb = len(blob) / 1e6
     manifest = rb.prepare(servers["direct"], blob)  # the gateway relays to the same storage
     runs: dict[str, dict[str, list[float]]] = {
         kind: {"blob_pull": [], "blob_push": [], "manifest_get": []} for kind in servers
     }
+    redirected: list[float] = []
     latencies: dict[str, list[float]] = {kind: [] for kind in servers}
     for i in range(args.repeat):
+        seconds = pull_blob_following(redirecting.url, "bench/image", digest)
+        redirected.append(size_mb / seconds)
         for kind, server in servers.items():
             with httpx.Client(base_url=server.url, timeout=300) as client:
                 runs[kind]["blob_pull"].append(
@@ -125,7 +170,16 @@ def measure(servers: dict[str, RegistryServer], blob: bytes, args: argparse.Name
             "p99": _pct(lat, 0.99) * 1000,
             "samples": len(lat),
         }
+    results["gateway_redirect"] = {
+        "url": redirecting.url,
+        "runs": {"blob_pull": redirected},
+        "blob_pull": statistics.median(redirected),
+    }
     return results
+
+
+def d_pull(results: dict[str, Any]) -> float:
+    return float(results["direct"]["blob_pull"])
 
 
 def main() -> int:
@@ -146,22 +200,32 @@ def main() -> int:
         direct = stack.enter_context(run_distribution(Path(tmp) / "dist"))
         gateway = start_gateway(Path(tmp) / "gateway" / "data", direct, port=free_port())
         stack.callback(gateway.proc.terminate)
+        redirect_gw = start_gateway(
+            Path(tmp) / "gateway-redirect" / "data",
+            direct,
+            port=free_port(),
+            extra_args=["--blob-redirect"],
+        )
+        stack.callback(redirect_gw.proc.terminate)
         servers = {
             "direct": direct,
             "gateway": RegistryServer("gateway", gateway.host),
         }
         print(f"measuring {direct.url} directly and through {gateway.url}", file=sys.stderr)
-        results = measure(servers, blob, args)
+        redirecting = RegistryServer("gateway", redirect_gw.host)
+        results = measure(servers, redirecting, blob, args)
     ratios = {
         m: results["gateway"][m] / results["direct"][m]
         for m in ("blob_pull", "blob_push", "manifest_get")
     }
+    ratios["blob_pull_redirect"] = results["gateway_redirect"]["blob_pull"] / d_pull(results)
     added = {
         q: results["gateway"]["latency_ms"][q] - results["direct"]["latency_ms"][q]
         for q in ("p50", "p90", "p99")
     }
     met = {
         "blob_pull": ratios["blob_pull"] >= BLOB_TARGET,
+        "blob_pull_redirect": ratios["blob_pull_redirect"] >= BLOB_TARGET,
         "blob_push": ratios["blob_push"] >= BLOB_TARGET,
         "added_p50_ms": added["p50"] <= ADDED_P50_TARGET_MS,
     }
@@ -189,6 +253,13 @@ def main() -> int:
             f"| {metric} ({unit}) | {d[metric]:.0f} | {g[metric]:.0f} | {ratios[metric]:.2f}x "
             f"| >= {BLOB_TARGET}x | {'yes' if met[metric] else 'no'} |"
         )
+        if metric == "blob_pull":
+            r = results["gateway_redirect"]["blob_pull"]
+            print(
+                f"| blob_pull, --blob-redirect, 307 followed (MB/s) | {d[metric]:.0f} | {r:.0f} "
+                f"| {ratios['blob_pull_redirect']:.2f}x | >= {BLOB_TARGET}x "
+                f"| {'yes' if met['blob_pull_redirect'] else 'no'} |"
+            )
     print(
         f"| manifest GETs/s ({args.concurrency} conns) | {d['manifest_get']:.0f} | "
         f"{g['manifest_get']:.0f} | {ratios['manifest_get']:.2f}x | - | - |"

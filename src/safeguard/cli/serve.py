@@ -82,11 +82,15 @@ def gateway_settings(
     auth: Path | None,
     public_url: str | None,
     listen: str | None = None,
+    blob_redirect: bool = False,
+    upstream_public_url: str | None = None,
 ) -> GatewaySettings:
     """The gateway's settings from serve's flags (``listen``: the HOST:PORT bound); upstream
     credentials come from ``SAFEGUARD_UPSTREAM_USERNAME``/``_PASSWORD``, else the
-    Docker/containers auth files."""
+    Docker/containers auth files. ``blob_redirect``: blob GETs answer 307 to the upstream
+    (at ``upstream_public_url``, default ``upstream``) instead of being relayed."""
     credentials = None
+    redirect_url = _blob_redirect_url(upstream, blob_redirect, upstream_public_url)
     if upstream is not None:
         if not upstream.startswith(("http://", "https://")):
             raise InvalidInput(
@@ -106,8 +110,32 @@ def gateway_settings(
         auth_file=auth,
         policy_file=policy,
         public_url=public_url,
+        blob_redirect_url=redirect_url,
         listen=listen,
     )
+
+
+def _blob_redirect_url(
+    upstream: str | None, blob_redirect: bool, upstream_public_url: str | None
+) -> str | None:
+    if upstream_public_url is not None and not blob_redirect:
+        raise InvalidInput(
+            "--upstream-public-url is used only with --blob-redirect",
+            hint="add --blob-redirect, or drop --upstream-public-url",
+        )
+    if not blob_redirect:
+        return None
+    if upstream is None:
+        raise InvalidInput(
+            "--blob-redirect needs --upstream",
+            hint="the built-in registry is in the same process: there is no relay to skip",
+        )
+    url = upstream_public_url or upstream
+    if not url.startswith(("http://", "https://")) or "?" in url or "#" in url:
+        raise InvalidInput(
+            f"--upstream-public-url {url!r} is not a base URL", hint="write http(s)://HOST[:PORT]"
+        )
+    return url.rstrip("/")
 
 
 @app.command()
@@ -138,6 +166,17 @@ def serve(
     public_url: str | None = typer.Option(
         None, "--public-url", help="URL clients reach the gateway at (for token challenges)"
     ),
+    blob_redirect: bool = typer.Option(
+        False,
+        "--blob-redirect",
+        help="answer blob GETs with 307 to the upstream instead of relaying the bytes "
+        "(clients must be able to reach and pull from the upstream)",
+    ),
+    upstream_public_url: str | None = typer.Option(
+        None,
+        "--upstream-public-url",
+        help="URL clients reach the upstream at, for --blob-redirect (default: --upstream)",
+    ),
     log_level: str = typer.Option("warning", "--log-level", help="debug, info, warning, error"),
     log_format: str = typer.Option("json", "--log-format", help="json (lines) or text"),
     access_log: bool = typer.Option(False, "--access-log", help="log every request"),
@@ -156,7 +195,15 @@ def serve(
     bound = sock.getsockname()[1]
     shown = f"[{host}]" if ":" in host else host
     with reported():
-        settings = gateway_settings(upstream, policy, auth, public_url, f"{shown}:{bound}")
+        settings = gateway_settings(
+            upstream,
+            policy,
+            auth,
+            public_url,
+            f"{shown}:{bound}",
+            blob_redirect=blob_redirect,
+            upstream_public_url=upstream_public_url,
+        )
         application = create_app(data_dir, database, tlog_key=tlog_key, gateway=settings)
     base = f"http://{shown}:{bound}"
     typer.echo(f"Safeguard listening on {base} (data: {application.data_dir})")
@@ -169,6 +216,8 @@ def serve(
         f"Gateway in front of {upstream or 'the built-in registry'}; "
         f"users: {auth or 'none (no authentication)'}; policy: {source}"
     )
+    if settings.blob_redirect_url:
+        typer.echo(f"Blob GETs are redirected (307) to {settings.blob_redirect_url}")
     config = uvicorn.Config(
         application,
         log_level=log_level.lower(),

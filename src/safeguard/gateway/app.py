@@ -12,6 +12,12 @@ the body streamed through. What the gateway adds happens around the relay:
   fails mid-push leaves nothing half-written in the gateway's tables;
 * ``GET /v2/<name>/referrers/<digest>`` is answered by the gateway when the registry has no
   referrers API (``referrers``).
+* blob ``GET`` with ``blob_redirect`` set (``safeguard serve --blob-redirect``, opt-in): once
+  the request is allowed, and unless the repository has quarantined content (then the gateway
+  may have to serve the blob from the quarantine copy, so it keeps relaying), the answer is
+  ``307 Temporary Redirect`` to the same path on the upstream's public URL, which
+  distribution-spec v1.1 ("Pulling blobs": "may redirect ... using a 307") allows and clients
+  follow; the bytes then do not pass through the gateway. ``HEAD`` and all else are relayed.
 
 Errors are the spec's ``{"errors": [...]}`` bodies (the registry's ``Responder``); a registry
 that cannot be reached is ``503 UNAVAILABLE``; a request without valid credentials is ``401
@@ -102,6 +108,7 @@ class GatewayApp:
         enforcer: Enforcer | None = None,
         referrers: ReferrerIndex | None = None,
         quarantine: QuarantineView | None = None,
+        blob_redirect: str | None = None,
     ) -> None:
         self.upstream = upstream
         self.auth = auth
@@ -110,6 +117,8 @@ class GatewayApp:
         self.enforcer = enforcer
         self.referrers = referrers
         self.quarantine = quarantine
+        # base URL blob GETs are redirected to (the upstream as clients reach it); None: relay
+        self.blob_redirect = blob_redirect.rstrip("/") if blob_redirect else None
         self._starter = starter
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -205,14 +214,29 @@ class GatewayApp:
         ):
             await self.list_referrers(call, self.referrers)
             return
-        if route.kind == "blob" and method in ("GET", "HEAD") and self.quarantine is not None:
-            target = self.quarantine.target_repository(route.name)
-            if target is not None and not await self.upstream.client().blobs.exists(
-                route.name, Digest.parse(route.reference)
-            ):
-                await self.forward(call, path=f"/v2/{target}/blobs/{route.reference}")
+        if route.kind == "blob" and method in ("GET", "HEAD"):
+            target = self.quarantine.target_repository(route.name) if self.quarantine else None
+            if target is not None:
+                if not await self.upstream.client().blobs.exists(
+                    route.name, Digest.parse(route.reference)
+                ):
+                    await self.forward(call, path=f"/v2/{target}/blobs/{route.reference}")
+                    return
+            elif method == "GET" and self.blob_redirect is not None:
+                await self.redirect_blob(call, self.blob_redirect)
                 return
         await self.forward(call)
+
+    async def redirect_blob(self, call: Call, base: str) -> None:
+        """``307`` to the blob on the upstream (distribution-spec v1.1, "Pulling blobs")."""
+        route = call.route
+        location = f"{base}/v2/{route.name}/blobs/{route.reference}"
+        headers: Headers = [
+            (b"location", location.encode("latin-1")),
+            (DIGEST_HEADER, route.reference.encode("latin-1")),
+            (b"cache-control", b"no-store"),
+        ]
+        await call.out.respond(307, headers)
 
     # -- pulls -------------------------------------------------------------------------------
 

@@ -1,8 +1,8 @@
 """How a gateway is set up: which registry it fronts, its users, its policy, its timings.
 
 ``safeguard serve`` builds ``GatewaySettings`` from ``--upstream``, ``--auth``, ``--policy``,
-``--public-url`` and the address it listens on; with no ``--upstream`` the gateway fronts the
-built-in registry in the same process.
+``--public-url``, ``--blob-redirect``/``--upstream-public-url`` and the address it listens on;
+with no ``--upstream`` the gateway fronts the built-in registry in the same process.
 
 ``registry_hosts`` are the names the fronted registry goes by, which decide whether a
 ``mayPublish`` glob that names a registry host (``registry.internal/team-a/**``) applies to the
@@ -31,6 +31,7 @@ class GatewaySettings:
     auth_file: Path | None = None  # users and roles; None: no authentication
     policy_file: Path | None = None  # a safeguard.yaml; None: the store's active policy
     public_url: str | None = None  # how clients reach the gateway (token realm)
+    blob_redirect_url: str | None = None  # blob GETs answer 307 to here (None: relay them)
     listen: str | None = None  # HOST:PORT ``safeguard serve`` listens on (None: not serving)
     pull_log_flush_ms: int = 200  # pull log: flush at least this often...
     pull_log_batch: int = 500  # ...or when this many records are waiting

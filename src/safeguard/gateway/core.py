@@ -102,6 +102,7 @@ class Gateway:
             enforcer=enforcer,
             referrers=self.referrers,
             quarantine=self.view,
+            blob_redirect=settings.blob_redirect_url,
         )
         self.site: Starlette = build_site(auth, admin_routes(self))
         self._tasks: list[asyncio.Task[None]] = []

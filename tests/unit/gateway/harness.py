@@ -91,6 +91,7 @@ def start_gateway(
     env: dict[str, str] | None = None,
     port: int | None = None,
     database_url: str | None = None,
+    extra_args: list[str] | None = None,
 ) -> GatewayServer:
     port = port or free_port()
     data_dir.mkdir(parents=True, exist_ok=True)
@@ -101,6 +102,7 @@ def start_gateway(
         args += ["--auth", str(auth_file)]
     if policy_file is not None:
         args += ["--policy", str(policy_file)]
+    args += extra_args or []
     cmd = serve_command(port, data_dir, database_url) + args
     log_path = data_dir.parent / f"gateway-{port}.log"
     log = log_path.open("ab")
