@@ -72,6 +72,8 @@ def _app(port_holder: list[int]) -> Starlette:
                 media_type=mt.OCI_MANIFEST,
                 headers={"Docker-Content-Digest": str(Digest.of(b"something else"))},
             )
+        if repo == "redirected":  # a manifest must come from the registry itself
+            return Response(status_code=307, headers={"Location": f"/v2/good/manifests/{ref}"})
         if repo == "huge":
             body = b'{"schemaVersion":2,' + b" " * (5 * 1024 * 1024) + b"}"
             return Response(body, media_type=mt.OCI_MANIFEST)
@@ -90,6 +92,11 @@ def _app(port_holder: list[int]) -> Starlette:
                     await asyncio.sleep(0)
 
             return StreamingResponse(far_too_much())
+        if repo == "redirectblob":  # as a storage backend or the gateway's --blob-redirect
+            digest = request.path_params["digest"]
+            return Response(status_code=307, headers={"Location": f"/v2/store/blobs/{digest}"})
+        if repo == "store":
+            return Response(BLOB, media_type="application/octet-stream")
         return Response(b"not the content you asked for", media_type="application/octet-stream")
 
     async def referrers(request: Request) -> Response:
@@ -197,6 +204,14 @@ async def test_blob_with_wrong_content(hostile: str, tmp_path: Path) -> None:
         with pytest.raises(DigestMismatch):
             await client.blobs.download("evil", BLOB_DIGEST, target)
     assert _names(tmp_path) == []  # nothing half-written is left behind
+
+
+async def test_redirects_are_followed_for_blobs_only(hostile: str) -> None:
+    async with RegistryClient(hostile) as client:
+        assert await client.blobs.get("redirectblob", BLOB_DIGEST) == BLOB
+        with pytest.raises(RegistryError) as info:
+            await client.manifests.get("redirected", "v1")
+    assert info.value.status == 307
 
 
 async def test_endless_blob_is_cut_at_its_declared_size(hostile: str) -> None:

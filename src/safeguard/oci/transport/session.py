@@ -49,6 +49,16 @@ class Reply:
     content: bytes
 
 
+def _may_redirect(method: str, url: httpx.URL) -> bool:
+    """Redirects are followed for blob GETs only, which the distribution spec lets a registry
+    send elsewhere (a storage backend, or the gateway's ``--blob-redirect``); the content is
+    digest-checked wherever it comes from. Any other answer must come from the registry itself:
+    a redirected manifest, tag list or upload would be trusted on another host's word. httpx drops
+    ``Authorization`` when a redirect leaves the origin."""
+    path = url.path
+    return method in ("GET", "HEAD") and "/blobs/" in path and "/blobs/uploads/" not in path
+
+
 class Session:
     def __init__(
         self,
@@ -69,7 +79,7 @@ class Session:
         self.auth = Authenticator(host, creds, allow_insecure=allow_insecure)
         self._http = httpx.AsyncClient(
             verify=self.endpoint.verify_tls,
-            follow_redirects=True,
+            follow_redirects=False,
             timeout=httpx.Timeout(timeout, connect=min(timeout, 10.0)),
             headers={"User-Agent": USER_AGENT},
             transport=transport,
@@ -176,7 +186,9 @@ class Session:
             body = content() if callable(content) else content
             request = self._http.build_request(method, url, headers=all_headers, content=body)
             try:
-                response = await self._http.send(request, stream=True)
+                response = await self._http.send(
+                    request, stream=True, follow_redirects=_may_redirect(method, url)
+                )
             except httpx.ConnectError as exc:
                 if not self._settled and url.scheme == "https" and self._is_ours(url):
                     # --allow-insecure-registry: no TLS there, try plain HTTP as Docker does.
