@@ -110,6 +110,38 @@ def key_id_for(public_key: PublicKey) -> str:
     return base64.b64encode(hashlib.sha256(public_key_der(public_key)).digest()).decode("ascii")
 
 
+class PublicHalf:
+    """What every signer derives from its public key once: the algorithm, the PEM and cosign's
+    key id. Signers inherit it and call ``_set_public_key`` when they know their key."""
+
+    _algorithm: Algorithm
+    _public_key: PublicKey
+    _pem: bytes
+    _key_id: str
+
+    def _set_public_key(self, public_key: PublicKey) -> None:
+        self._public_key = public_key
+        self._algorithm = algorithm_for(public_key)
+        self._pem = public_key_pem(public_key)
+        self._key_id = key_id_for(public_key)
+
+    @property
+    def algorithm(self) -> Algorithm:
+        return self._algorithm
+
+    @property
+    def public_key(self) -> PublicKey:
+        return self._public_key
+
+    @property
+    def public_key_pem(self) -> bytes:
+        return self._pem
+
+    @property
+    def key_id(self) -> str:
+        return self._key_id
+
+
 def load_public_key(pem: bytes) -> PublicKey:
     """A PEM public key (``cosign.pub``) or the key of a PEM/DER certificate."""
     from cryptography import x509

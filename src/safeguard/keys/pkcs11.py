@@ -36,11 +36,9 @@ from pkcs11 import Attribute, KeyType, Mechanism, ObjectClass
 
 from safeguard.keys.base import (
     Algorithm,
+    PublicHalf,
     PublicKey,
-    algorithm_for,
     der_signature_from_raw,
-    key_id_for,
-    public_key_pem,
 )
 from safeguard.keys.errors import (
     KeyInvalid,
@@ -190,7 +188,7 @@ def _open_session(token: Any, pin: str | None) -> Any:
         raise PKCS11Unavailable(f"cannot open a session on the token: {exc!r}") from None
 
 
-class PKCS11Signer:
+class PKCS11Signer(PublicHalf):
     """Signs with a token key; see the module docstring. Close it (or use ``with``) when done."""
 
     def __init__(
@@ -230,13 +228,11 @@ class PKCS11Signer:
         try:
             self._private = self._find_key(ObjectClass.PRIVATE_KEY)
             public = self._find_key(ObjectClass.PUBLIC_KEY)
-            self._public_key = self._read_public_key(public)
+            public_key = self._read_public_key(public)
         except BaseException:
             self.close()
             raise
-        self._algorithm = algorithm_for(self._public_key)
-        self._pem = public_key_pem(self._public_key)
-        self._key_id = key_id_for(self._public_key)
+        self._set_public_key(public_key)
 
     def _find_token(self, library: Any) -> Any:
         criteria: dict[str, Any] = {}
@@ -304,22 +300,6 @@ class PKCS11Signer:
     @property
     def uri(self) -> PKCS11URI:
         return self._uri
-
-    @property
-    def algorithm(self) -> Algorithm:
-        return self._algorithm
-
-    @property
-    def public_key(self) -> PublicKey:
-        return self._public_key
-
-    @property
-    def public_key_pem(self) -> bytes:
-        return self._pem
-
-    @property
-    def key_id(self) -> str:
-        return self._key_id
 
     def _raw_sign(self, data: bytes, mechanism: Mechanism) -> bytes:
         if self._shared is None:

@@ -7,23 +7,17 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa,
 from safeguard.keys.base import (
     Algorithm,
     PrivateKey,
-    PublicKey,
-    algorithm_for,
-    key_id_for,
-    public_key_pem,
+    PublicHalf,
 )
 from safeguard.keys.errors import KeyInvalid, KeyUnsupported
 
 
-class SoftwareSigner:
+class SoftwareSigner(PublicHalf):
     """Signs with a ``cryptography`` private key; see ``safeguard.keys.base`` for the rules."""
 
     def __init__(self, private_key: PrivateKey) -> None:
         self._private_key = private_key
-        self._algorithm = algorithm_for(private_key)
-        self._public_key: PublicKey = private_key.public_key()
-        self._pem = public_key_pem(self._public_key)
-        self._key_id = key_id_for(self._public_key)
+        self._set_public_key(private_key.public_key())
 
     @classmethod
     def generate(cls, algorithm: Algorithm = Algorithm.ECDSA_P256_SHA256) -> SoftwareSigner:
@@ -38,22 +32,6 @@ class SoftwareSigner:
     @property
     def private_key(self) -> PrivateKey:
         return self._private_key
-
-    @property
-    def algorithm(self) -> Algorithm:
-        return self._algorithm
-
-    @property
-    def public_key(self) -> PublicKey:
-        return self._public_key
-
-    @property
-    def public_key_pem(self) -> bytes:
-        return self._pem
-
-    @property
-    def key_id(self) -> str:
-        return self._key_id
 
     def sign(self, data: bytes) -> bytes:
         key = self._private_key
