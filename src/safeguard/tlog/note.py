@@ -37,7 +37,7 @@ import secrets
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Final, Protocol, runtime_checkable
+from typing import ClassVar, Final, Protocol, runtime_checkable
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
@@ -458,11 +458,12 @@ def _check_name(name: str) -> None:
 # --------------------------------------------------------------------------------------------
 
 
-class Ed25519Verifier:
-    """Verifies Ed25519 note signatures (type 0x01)."""
+class _Ed25519KeyVerifier:
+    """An Ed25519 public key under a note name: the key ID and vkey are derived the same way for
+    every signature type that uses one (0x01 notes, 0x04 cosignatures); subclasses verify."""
 
     __slots__ = ("key_id", "name", "public_key")
-    sig_type: Final = SIG_ED25519
+    sig_type: ClassVar[int]
 
     def __init__(self, name: str, public_key: Ed25519PublicKey | bytes) -> None:
         _check_name(name)
@@ -476,6 +477,16 @@ class Ed25519Verifier:
     def vkey(self) -> str:
         return _format_vkey(self.name, self.key_id, self.sig_type, _raw_public(self.public_key))
 
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.vkey!r})"
+
+
+class Ed25519Verifier(_Ed25519KeyVerifier):
+    """Verifies Ed25519 note signatures (type 0x01)."""
+
+    __slots__ = ()
+    sig_type: ClassVar[int] = SIG_ED25519
+
     def verify(self, message: bytes, signature: bytes, /) -> bool:
         if len(signature) != 64:
             return False
@@ -484,9 +495,6 @@ class Ed25519Verifier:
         except InvalidSignature:
             return False
         return True
-
-    def __repr__(self) -> str:
-        return f"Ed25519Verifier({self.vkey!r})"
 
 
 class Ed25519Signer:
@@ -685,23 +693,11 @@ def _looks_like_checkpoint(message: bytes) -> bool:
     return message.endswith(b"\n") and message.count(b"\n") >= 3
 
 
-class CosignatureV1Verifier:
+class CosignatureV1Verifier(_Ed25519KeyVerifier):
     """Verifies Ed25519 ``cosignature/v1`` witness cosignatures (type 0x04)."""
 
-    __slots__ = ("key_id", "name", "public_key")
-    sig_type: Final = SIG_COSIGNATURE_V1
-
-    def __init__(self, name: str, public_key: Ed25519PublicKey | bytes) -> None:
-        _check_name(name)
-        if isinstance(public_key, bytes):
-            public_key = _ed25519_public(public_key)
-        self.name = name
-        self.public_key = public_key
-        self.key_id = key_id(name, self.sig_type, _raw_public(public_key))
-
-    @property
-    def vkey(self) -> str:
-        return _format_vkey(self.name, self.key_id, self.sig_type, _raw_public(self.public_key))
+    __slots__ = ()
+    sig_type: ClassVar[int] = SIG_COSIGNATURE_V1
 
     def verify(self, message: bytes, signature: bytes, /) -> bool:
         if len(signature) != 72 or not _looks_like_checkpoint(message):
@@ -714,9 +710,6 @@ class CosignatureV1Verifier:
         except InvalidSignature:
             return False
         return True
-
-    def __repr__(self) -> str:
-        return f"CosignatureV1Verifier({self.vkey!r})"
 
 
 class CosignatureV1Signer:
